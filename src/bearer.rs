@@ -1,0 +1,108 @@
+//! Reading the Bearer token from the `Authorization` header (RFC 6750 section 2.1).
+//!
+//! Tokens are read from the `Authorization` header only, never from a query string or a form
+//! body, where they end up in logs.
+
+use http::header::{HeaderMap, AUTHORIZATION};
+
+use crate::error::{AuthError, InvalidRequest};
+
+/// Where the token sits in the header value: `value[offset..]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenAt {
+    pub(crate) offset: usize,
+}
+
+/// Finds the Bearer token.
+///
+/// - no `Authorization` header, or one of another scheme (`Basic ...`): `Ok(None)`, which the
+///   layer answers with a bare `Bearer` challenge (or lets through in optional mode);
+/// - more than one `Authorization` header: 400 `invalid_request`;
+/// - `Bearer` with no token, two tokens, or characters outside `b64token`: 400 `invalid_request`.
+///
+/// The scheme is case-insensitive; one or more spaces may follow it.
+pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<TokenAt>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest(
+            InvalidRequest::MultipleCredentials,
+        ));
+    }
+    parse(value.as_bytes())
+}
+
+pub(crate) fn parse(value: &[u8]) -> Result<Option<TokenAt>, AuthError> {
+    const SCHEME: &[u8] = b"bearer";
+    let malformed = AuthError::InvalidRequest(InvalidRequest::MalformedCredentials);
+    let scheme_len = value
+        .iter()
+        .position(|&b| b == b' ')
+        .unwrap_or(value.len());
+    if !value[..scheme_len].eq_ignore_ascii_case(SCHEME) {
+        return Ok(None);
+    }
+    let offset = scheme_len
+        + value[scheme_len..]
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+    let token = &value[offset..];
+    if token.is_empty() || !is_b64token(token) {
+        return Err(malformed);
+    }
+    Ok(Some(TokenAt { offset }))
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && token[..body_len]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(value: &str) -> Result<Option<&str>, AuthError> {
+        parse(value.as_bytes()).map(|t| t.map(|t| &value[t.offset..]))
+    }
+
+    #[test]
+    fn reads_bearer_tokens() {
+        assert_eq!(token("Bearer a.b.c"), Ok(Some("a.b.c")));
+        assert_eq!(token("bearer a.b.c"), Ok(Some("a.b.c")));
+        assert_eq!(token("BEARER   a.b-_~+/c=="), Ok(Some("a.b-_~+/c==")));
+    }
+
+    #[test]
+    fn other_schemes_are_not_credentials() {
+        assert_eq!(token("Basic dXNlcjpwYXNz"), Ok(None));
+        assert_eq!(token("Bearerx a.b.c"), Ok(None));
+        assert_eq!(token(""), Ok(None));
+    }
+
+    #[test]
+    fn malformed_bearer_credentials_are_invalid_requests() {
+        let malformed = Err(AuthError::InvalidRequest(InvalidRequest::MalformedCredentials));
+        for bad in ["Bearer", "Bearer ", "Bearer a.b.c d.e.f", "Bearer a,b", "Bearer ==", "Bearer a=b"] {
+            assert_eq!(token(bad), malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn two_headers_are_an_invalid_request() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, "Bearer a.b.c".parse().unwrap());
+        headers.append(AUTHORIZATION, "Bearer d.e.f".parse().unwrap());
+        assert_eq!(
+            find_token(&headers),
+            Err(AuthError::InvalidRequest(InvalidRequest::MultipleCredentials))
+        );
+    }
+}

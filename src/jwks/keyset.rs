@@ -1,0 +1,162 @@
+//! A parsed JWKS: RSA signing keys by `kid`, each parsed once into a ready verifier.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine as _};
+use serde::Deserialize;
+
+/// The most keys one JWKS may contribute; Cognito serves two.
+const MAX_KEYS: usize = 64;
+/// The longest `kid` kept; Cognito's are 44 characters.
+pub(crate) const MAX_KID_BYTES: usize = 256;
+
+/// JWK members are base64url; tolerate padding there (some emulators add it).
+const JWK_B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One RSA public key, parsed when fetched and used for RS256 only.
+pub(crate) struct VerifyingKey {
+    kid: Box<str>,
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    /// Verifies an RSASSA-PKCS1-v1_5 SHA-256 signature over `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys of one JWKS document.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    keys: HashMap<Box<str>, Arc<VerifyingKey>>,
+}
+
+/// Why a JWKS document gave no keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySetError {
+    NotJson(String),
+    NoUsableKeys { skipped: usize },
+}
+
+impl fmt::Display for KeySetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotJson(e) => write!(f, "not a JWKS document: {e}"),
+            Self::NoUsableKeys { skipped } => write!(
+                f,
+                "no usable RSA signing key ({skipped} keys skipped: only kty RSA, use sig, alg RS256, 2048 to 8192 bits)"
+            ),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Document {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document, keeping only RSA signing keys usable for RS256.
+    ///
+    /// A key is skipped, not fatal, when it is of another type or malformed; a `kid` that appears
+    /// twice is dropped altogether, since a lookup could not tell the two keys apart. A document
+    /// with no usable key at all is an error, so a broken answer never empties the cache.
+    pub(crate) fn parse(json: &[u8]) -> Result<Self, KeySetError> {
+        let doc: Document =
+            serde_json::from_slice(json).map_err(|e| KeySetError::NotJson(e.to_string()))?;
+        let mut keys: HashMap<Box<str>, Arc<VerifyingKey>> = HashMap::new();
+        let mut ambiguous: Vec<Box<str>> = Vec::new();
+        let mut skipped = 0;
+        for value in doc.keys {
+            match parse_key(value) {
+                Some(key) if keys.len() < MAX_KEYS => {
+                    if keys.contains_key(&key.kid) {
+                        ambiguous.push(key.kid.clone());
+                    } else {
+                        keys.insert(key.kid.clone(), Arc::new(key));
+                    }
+                }
+                _ => skipped += 1,
+            }
+        }
+        for kid in &ambiguous {
+            skipped += 1;
+            if keys.remove(kid).is_some() {
+                skipped += 1;
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeySetError::NoUsableKeys { skipped });
+        }
+        if skipped > 0 {
+            tracing::debug!(skipped, kept = keys.len(), "skipped unusable JWKS keys");
+        }
+        Ok(Self { keys })
+    }
+
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.keys.get(kid)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
+    let jwk: RawJwk = serde_json::from_value(value).ok()?;
+    if jwk.kty != "RSA"
+        || jwk.use_.as_deref().is_some_and(|u| u != "sig")
+        || jwk.alg.as_deref().is_some_and(|a| a != "RS256")
+    {
+        return None;
+    }
+    let kid = jwk
+        .kid
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KID_BYTES)?;
+    let n = JWK_B64.decode(jwk.n?).ok()?;
+    let e = JWK_B64.decode(jwk.e?).ok()?;
+    let key = RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .ok()?;
+    Some(VerifyingKey {
+        kid: kid.into_boxed_str(),
+        key,
+    })
+}

@@ -1,0 +1,218 @@
+//! The key cache: lock-free reads, one fetch at a time, and a cooldown for unknown `kid`s.
+//!
+//! - Reads load an `Arc` snapshot ([`arc_swap`]): a refresh never blocks a request whose key is
+//!   cached, and no lock is ever held across an `await`.
+//! - A `kid` missing from the snapshot starts a fetch, or joins the one in flight (single-flight):
+//!   a hundred concurrent misses cost one request to the JWKS endpoint.
+//! - After any fetch, successful or not, unknown `kid`s start no new fetch for the cooldown, so a
+//!   flood of tokens with random `kid`s cannot make us hammer Cognito or an endpoint that is down.
+//! - Keys older than the max age are refreshed in the background while requests go on with the
+//!   cached ones. A refresh replaces the whole set, so a key removed from the JWKS stops verifying.
+//! - A failed fetch keeps the cached keys; with none at all, requests get 503 until a fetch works.
+
+mod fetch;
+mod keyset;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use tokio::time::Instant;
+
+use crate::config::{CognitoConfig, ConfigError};
+use crate::error::{AuthError, InvalidToken};
+pub(crate) use fetch::Fetcher;
+pub(crate) use keyset::{KeySet, VerifyingKey, MAX_KID_BYTES};
+
+type SharedFetch = Shared<BoxFuture<'static, ()>>;
+
+/// The cached keys and their refresh machinery. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct KeyCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    snapshot: ArcSwap<Snapshot>,
+    fetcher: Option<Fetcher>,
+    cooldown: Duration,
+    max_age: Duration,
+    state: Mutex<FetchState>,
+}
+
+struct Snapshot {
+    keys: KeySet,
+    /// When these keys were fetched or loaded.
+    loaded_at: Instant,
+}
+
+#[derive(Default)]
+struct FetchState {
+    in_flight: Option<SharedFetch>,
+    last_attempt: Option<Instant>,
+}
+
+impl KeyCache {
+    pub(crate) fn new(config: &CognitoConfig) -> Result<Self, ConfigError> {
+        let keys = match &config.jwks_document {
+            Some(doc) => KeySet::parse(doc.as_bytes())
+                .map_err(|e| ConfigError::InvalidJwks(e.to_string()))?,
+            None => KeySet::default(),
+        };
+        let fetcher = if config.fetch_keys {
+            let url = config.checked_jwks_url()?;
+            let fetcher = Fetcher::new(
+                url,
+                config.connect_timeout,
+                config.request_timeout,
+                config.max_jwks_bytes,
+            )
+            .map_err(|e| ConfigError::InvalidUrl {
+                setting: "JWKS URL",
+                reason: format!("could not build the HTTP client: {e}"),
+            })?;
+            Some(fetcher)
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(Snapshot {
+                    keys,
+                    loaded_at: Instant::now(),
+                }),
+                fetcher,
+                cooldown: config.jwks_cooldown,
+                max_age: config.jwks_max_age,
+                state: Mutex::new(FetchState::default()),
+            }),
+        })
+    }
+
+    /// The key for `kid`: from the cache, or after joining or starting a fetch.
+    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
+        {
+            let snapshot = self.inner.snapshot.load();
+            if let Some(key) = snapshot.keys.get(kid) {
+                if snapshot.loaded_at.elapsed() >= self.inner.max_age {
+                    // Refresh in the background; this request goes on with the cached key.
+                    drop(self.start_or_join_fetch());
+                }
+                return Ok(Arc::clone(key));
+            }
+        }
+        if kid.len() > MAX_KID_BYTES {
+            return Err(self.miss_error());
+        }
+        if let Some(fetch) = self.start_or_join_fetch() {
+            fetch.await;
+        }
+        let snapshot = self.inner.snapshot.load();
+        match snapshot.keys.get(kid) {
+            Some(key) => Ok(Arc::clone(key)),
+            None => {
+                tracing::debug!(kid_len = kid.len(), "no key for the token's kid");
+                Err(self.miss_error())
+            }
+        }
+    }
+
+    /// Fetches the keys now, unless a fetch is in flight (then waits for it) or the cooldown runs.
+    /// For warming the cache at start-up.
+    pub(crate) async fn refresh(&self) -> Result<usize, AuthError> {
+        if let Some(fetch) = self.start_or_join_fetch() {
+            fetch.await;
+        }
+        match self.inner.snapshot.load().keys.len() {
+            0 => Err(AuthError::KeysUnavailable),
+            n => Ok(n),
+        }
+    }
+
+    fn miss_error(&self) -> AuthError {
+        if self.inner.snapshot.load().keys.is_empty() {
+            AuthError::KeysUnavailable
+        } else {
+            AuthError::InvalidToken(InvalidToken::UnknownKey)
+        }
+    }
+
+    /// Joins the fetch in flight, or starts one unless the cooldown since the last one runs.
+    /// The lock is held only to read and set the state, never across an `await`.
+    fn start_or_join_fetch(&self) -> Option<SharedFetch> {
+        self.inner.fetcher.as_ref()?;
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(fetch) = &state.in_flight {
+            return Some(fetch.clone());
+        }
+        if state
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < self.inner.cooldown)
+        {
+            return None;
+        }
+        let inner = Arc::clone(&self.inner);
+        // Spawned, so a fetch goes on even when the request that started it is dropped.
+        let task = tokio::spawn(async move { inner.fetch_and_store().await });
+        let fetch = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        state.in_flight = Some(fetch.clone());
+        state.last_attempt = Some(Instant::now());
+        Some(fetch)
+    }
+}
+
+impl Inner {
+    async fn fetch_and_store(&self) {
+        let Some(fetcher) = &self.fetcher else { return };
+        let started = Instant::now();
+        let result = fetcher.fetch().await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(keys) => {
+                tracing::info!(
+                    url = fetcher.url(),
+                    keys = keys.len(),
+                    elapsed_ms,
+                    "fetched JWKS"
+                );
+                self.snapshot.store(Arc::new(Snapshot {
+                    keys,
+                    loaded_at: Instant::now(),
+                }));
+            }
+            Err(error) => {
+                tracing::warn!(
+                    url = fetcher.url(),
+                    error = %error,
+                    elapsed_ms,
+                    cached_keys = self.snapshot.load().keys.len(),
+                    "JWKS fetch failed; keeping the cached keys"
+                );
+            }
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.in_flight = None;
+        // The cooldown counts from the end of the fetch, so a slow endpoint is not asked again
+        // the moment it answers.
+        state.last_attempt = Some(Instant::now());
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snapshot = self.inner.snapshot.load();
+        f.debug_struct("KeyCache")
+            .field("keys", &snapshot.keys.len())
+            .field("url", &self.inner.fetcher.as_ref().map(Fetcher::url))
+            .finish_non_exhaustive()
+    }
+}

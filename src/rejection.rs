@@ -1,0 +1,61 @@
+//! How a refused request is answered: [`OnRejection`], with [`DefaultRejection`] and closures.
+
+use http::header::WWW_AUTHENTICATE;
+use http::Response;
+
+use crate::error::AuthError;
+
+/// Builds the response for a refused request.
+///
+/// Implemented by [`DefaultRejection`] (an empty body) and by any
+/// `Fn(&AuthError) -> Response<B> + Clone`, for example to send a JSON body. Whatever it returns,
+/// the layer then adds the RFC 6750 `WWW-Authenticate` header (unless the response already has
+/// one) and puts the [`AuthError`] in the response extensions, so outer layers can read why.
+/// Use [`AuthError::status`] to keep the status right.
+pub trait OnRejection<B>: Clone + Send + Sync + 'static {
+    /// The response for `error`.
+    fn on_rejection(&self, error: &AuthError) -> Response<B>;
+}
+
+/// The default rejection: the error's status and an empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: Default> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        let mut response = Response::new(B::default());
+        *response.status_mut() = error.status();
+        response
+    }
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(&AuthError) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// The full rejection: log it, build the response, add the challenge and the typed error.
+pub(crate) fn reject<B, R: OnRejection<B>>(
+    error: AuthError,
+    realm: &str,
+    on_rejection: &R,
+) -> Response<B> {
+    let status = error.status().as_u16();
+    if status == 503 {
+        tracing::warn!(reason = error.reason(), status, "request refused: dependency unavailable");
+    } else {
+        tracing::debug!(reason = error.reason(), status, "request refused");
+    }
+    let mut response = on_rejection.on_rejection(&error);
+    if !response.headers().contains_key(WWW_AUTHENTICATE) {
+        if let Some(challenge) = error.www_authenticate(realm) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+    }
+    response.extensions_mut().insert(error);
+    response
+}

@@ -1,0 +1,102 @@
+//! [`CognitoAuth`]: the middleware service.
+
+use std::mem;
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt;
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use crate::bearer::find_token;
+use crate::claims::AccessClaims;
+use crate::error::AuthError;
+use crate::future::ResponseFuture;
+use crate::rejection::{reject, DefaultRejection, OnRejection};
+use crate::verifier::Verifier;
+
+/// Marks a request let through without a token in optional mode, so the `Option` extractor can
+/// tell "anonymous" from "the layer is missing".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
+#[derive(Debug, Clone)]
+pub struct CognitoAuth<S, C = AccessClaims, R = DefaultRejection> {
+    inner: S,
+    verifier: Verifier<C>,
+    optional: bool,
+    on_rejection: R,
+}
+
+impl<S, C, R> CognitoAuth<S, C, R> {
+    pub(crate) fn new(inner: S, verifier: Verifier<C>, optional: bool, on_rejection: R) -> Self {
+        Self {
+            inner,
+            verifier,
+            optional,
+            on_rejection,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for CognitoAuth<S, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
+    R: OnRejection<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let realm = self.verifier.realm();
+        let at = match find_token(request.headers()) {
+            Ok(Some(at)) => at,
+            Ok(None) if self.optional => {
+                request.extensions_mut().insert(Anonymous);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => {
+                let response = reject(AuthError::MissingToken, realm, &self.on_rejection);
+                return ResponseFuture::rejected(response);
+            }
+            Err(error) => {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
+        };
+        // Cheap: a header value shares its bytes.
+        let header = request.headers().get(AUTHORIZATION).cloned();
+        let verifier = self.verifier.clone();
+        let on_rejection = self.on_rejection.clone();
+        // The ready service goes into the future; a fresh clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let fut = async move {
+            let token = header
+                .as_ref()
+                .and_then(|h| std::str::from_utf8(&h.as_bytes()[at.offset..]).ok())
+                .unwrap_or_default();
+            match verifier.verify(token).await {
+                Ok(verified) => {
+                    request.extensions_mut().insert(verified);
+                    Ok(inner.call(request))
+                }
+                Err(error) => Err(reject(error, verifier.realm(), &on_rejection)),
+            }
+        };
+        ResponseFuture::verifying(fut.boxed())
+    }
+}

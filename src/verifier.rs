@@ -1,0 +1,411 @@
+//! [`Verifier`]: one token in, verified claims or an [`AuthError`] out. No HTTP, no tower.
+//!
+//! The checks run in this fixed order; the first that fails decides the answer:
+//!
+//! 1. **Size**: the raw token is at most `max_token_bytes` (before any decoding, so a token of
+//!    ten thousand dots or a megabyte costs nothing).
+//! 2. **Header**: three base64url parts; the header is JSON with `alg` exactly `RS256` (an
+//!    allow-list: `none`, `HS256`, `RS384`, `ES256` and case tricks are refused), a `kid`, and no
+//!    `crit` extension. `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from the pool.
+//! 3. **Key**: the `kid` is looked up in the cached JWKS (fetching it at most once per cooldown).
+//! 4. **Signature**: RSASSA-PKCS1-v1_5 with SHA-256, against the key parsed when it was fetched.
+//! 5. **Issuer**: `iss` is exactly one of the accepted issuers.
+//! 6. **Token use**: `token_use` is the configured kind.
+//! 7. **Client**: `client_id` for access tokens, `aud` for id tokens, is an allowed app client.
+//!    The claim is required: Cognito access tokens have no `aud`, so a check that ran only "when
+//!    `aud` is present" would let any client's token through.
+//! 8. **Time**: `exp` is required and not passed; `nbf`, if present, has passed; `iat` is required
+//!    and not in the future. Each with the configured leeway.
+//! 9. **Rules**: every required scope, at least one required group, then the claims are read
+//!    into the claims type and the custom check, if any, runs.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
+
+use crate::claims::AccessClaims;
+use crate::clock::Clock;
+use crate::config::{ClientIds, CognitoConfig, ConfigError, TokenUse};
+use crate::error::{AuthError, Forbidden, InvalidToken};
+use crate::jwks::KeyCache;
+
+/// The largest RS256 signature, for an 8192-bit key, in base64url characters.
+const MAX_SIGNATURE_B64: usize = 1366;
+
+type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
+
+/// Verifies Cognito tokens. Cheap to clone: clones share the key cache.
+///
+/// `C` is the claims type handed to handlers: [`AccessClaims`] by default, [`IdClaims`] or
+/// [`AnyClaims`] for the other token kinds, or any type of your own that implements
+/// `serde::de::DeserializeOwned`.
+///
+/// [`IdClaims`]: crate::IdClaims
+/// [`AnyClaims`]: crate::AnyClaims
+pub struct Verifier<C = AccessClaims> {
+    shared: Arc<Shared>,
+    check: Option<Check<C>>,
+    _claims: PhantomData<fn() -> C>,
+}
+
+/// What every clone shares: the rules and the keys.
+pub(crate) struct Shared {
+    pub(crate) realm: Arc<str>,
+    issuers: Vec<String>,
+    token_use: TokenUse,
+    client_ids: ClientIds,
+    leeway: i64,
+    max_token_bytes: usize,
+    required_scopes: Vec<String>,
+    /// The required scopes as one string, for the `scope` attribute of a 403.
+    scope_attribute: Option<Arc<str>>,
+    required_groups: Vec<String>,
+    clock: Arc<dyn Clock>,
+    keys: KeyCache,
+}
+
+/// A verified token's claims. Cheap to clone; dereferences to the claims.
+///
+/// The layer puts one in the request extensions; with the `axum` feature it is also an
+/// extractor (and `Option<Verified<C>>` for routes where authentication is optional).
+pub struct Verified<C = AccessClaims> {
+    claims: Arc<C>,
+    iat: i64,
+    exp: i64,
+}
+
+impl<C> Verified<C> {
+    /// The claims.
+    pub fn claims(&self) -> &C {
+        &self.claims
+    }
+
+    /// The claims, shared.
+    pub fn into_arc(self) -> Arc<C> {
+        self.claims
+    }
+
+    /// When the token was issued (seconds since the epoch).
+    pub fn issued_at(&self) -> i64 {
+        self.iat
+    }
+
+    /// When the token expires (seconds since the epoch).
+    pub fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl<C> Deref for Verified<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.claims
+    }
+}
+
+impl<C> Clone for Verified<C> {
+    fn clone(&self) -> Self {
+        Self {
+            claims: Arc::clone(&self.claims),
+            iat: self.iat,
+            exp: self.exp,
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Verified<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("claims", &self.claims)
+            .field("iat", &self.iat)
+            .field("exp", &self.exp)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The registered claims the verifier checks, borrowed from the payload where possible.
+#[derive(Deserialize)]
+struct Registered<'a> {
+    #[serde(borrow, default)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    token_use: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    aud: Option<Cow<'a, str>>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(borrow, default)]
+    scope: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "cognito:groups")]
+    groups: Option<Vec<Cow<'a, str>>>,
+}
+
+impl<C> Verifier<C>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Builds a verifier. Fails on a configuration error; never touches the network.
+    pub fn new(config: CognitoConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let keys = KeyCache::new(&config)?;
+        let scope_attribute =
+            (!config.required_scopes.is_empty()).then(|| config.required_scopes.join(" ").into());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                realm: config.realm.as_str().into(),
+                issuers: config.accepted_issuers(),
+                token_use: config.token_use,
+                client_ids: config.client_ids,
+                leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
+                max_token_bytes: config.max_token_bytes,
+                required_scopes: config.required_scopes,
+                scope_attribute,
+                required_groups: config.required_groups,
+                clock: config.clock,
+                keys,
+            }),
+            check: None,
+            _claims: PhantomData,
+        })
+    }
+
+    /// Adds a check on the typed claims, run last. When it returns `false` the request gets
+    /// 403 `insufficient_scope`.
+    #[must_use]
+    pub fn with_check<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&C) -> bool + Send + Sync + 'static,
+    {
+        self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// Fetches the signing keys now, to start serving with a warm cache. Returns how many
+    /// keys are cached, or [`AuthError::KeysUnavailable`].
+    pub async fn prefetch_keys(&self) -> Result<usize, AuthError> {
+        self.shared.keys.refresh().await
+    }
+
+    /// Verifies a token: every check of the [module docs](self), in order.
+    pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
+        let s = &*self.shared;
+        // 1. Size, before anything else.
+        if token.len() > s.max_token_bytes {
+            return Err(InvalidToken::TooLarge.into());
+        }
+        let (header_b64, payload_b64, signature_b64) =
+            split_token(token).ok_or(InvalidToken::Malformed)?;
+
+        // 2. Header.
+        let header_json = decode_b64(header_b64)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
+        if header.alg != "RS256" {
+            return Err(InvalidToken::UnsupportedAlgorithm.into());
+        }
+        if header.crit.is_some() {
+            return Err(InvalidToken::UnsupportedCritical.into());
+        }
+        let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
+
+        // 3. Key.
+        let key = s.keys.key(&kid).await?;
+
+        // 4. Signature.
+        if signature_b64.len() > MAX_SIGNATURE_B64 {
+            return Err(InvalidToken::BadSignature.into());
+        }
+        let signature = decode_b64(signature_b64).map_err(|_| InvalidToken::BadSignature)?;
+        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.verify(signing_input, &signature) {
+            tracing::debug!(kid = key.kid(), "bad signature");
+            return Err(InvalidToken::BadSignature.into());
+        }
+
+        // 5-8. Registered claims.
+        let payload = decode_b64(payload_b64)?;
+        let claims: Registered<'_> =
+            serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
+        let (iat, exp) = s.check_registered(&claims)?;
+
+        // 9. Rules.
+        s.check_rules(&claims)?;
+        let typed: C = serde_json::from_slice(&payload).map_err(|e| {
+            tracing::debug!(error = %e, "claims do not fit the claims type");
+            InvalidToken::Malformed
+        })?;
+        if let Some(check) = &self.check {
+            if !check(&typed) {
+                return Err(AuthError::InsufficientScope {
+                    reason: Forbidden::CheckFailed,
+                    scope: None,
+                });
+            }
+        }
+        Ok(Verified {
+            claims: Arc::new(typed),
+            iat,
+            exp,
+        })
+    }
+
+    pub(crate) fn realm(&self) -> &Arc<str> {
+        &self.shared.realm
+    }
+}
+
+impl Shared {
+    /// Steps 5 to 8; returns `(iat, exp)`.
+    fn check_registered(&self, claims: &Registered<'_>) -> Result<(i64, i64), InvalidToken> {
+        // 5. Issuer.
+        let iss = claims.iss.as_deref().ok_or(InvalidToken::WrongIssuer)?;
+        if !self.issuers.iter().any(|accepted| accepted == iss) {
+            return Err(InvalidToken::WrongIssuer);
+        }
+        // 6. Token use.
+        let token_use = claims.token_use.as_deref().ok_or(InvalidToken::WrongTokenUse)?;
+        if !self.token_use.accepts(token_use) {
+            return Err(InvalidToken::WrongTokenUse);
+        }
+        // 7. Client: the claim that this kind of token carries, required.
+        let client = if token_use == "access" {
+            claims.client_id.as_deref()
+        } else {
+            claims.aud.as_deref()
+        };
+        if !client.is_some_and(|c| self.client_ids.allows(c)) {
+            return Err(InvalidToken::WrongClient);
+        }
+        // 8. Time.
+        let now = self.clock.now_unix();
+        let exp = claims.exp.ok_or(InvalidToken::MissingClaim)?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(InvalidToken::Expired);
+        }
+        if let Some(nbf) = claims.nbf {
+            if now.saturating_add(self.leeway) < nbf {
+                return Err(InvalidToken::NotYetValid);
+            }
+        }
+        let iat = claims.iat.ok_or(InvalidToken::MissingClaim)?;
+        if iat > now.saturating_add(self.leeway) {
+            return Err(InvalidToken::IssuedInFuture);
+        }
+        Ok((iat, exp))
+    }
+
+    /// Step 9, the scope and group rules.
+    fn check_rules(&self, claims: &Registered<'_>) -> Result<(), AuthError> {
+        if !self.required_scopes.is_empty() {
+            let granted = claims.scope.as_deref().unwrap_or("");
+            let has_all = self
+                .required_scopes
+                .iter()
+                .all(|required| granted.split(' ').any(|s| s == required));
+            if !has_all {
+                return Err(AuthError::InsufficientScope {
+                    reason: Forbidden::MissingScope,
+                    scope: self.scope_attribute.clone(),
+                });
+            }
+        }
+        if !self.required_groups.is_empty() {
+            let groups = claims.groups.as_deref().unwrap_or(&[]);
+            let in_one = groups
+                .iter()
+                .any(|g| self.required_groups.iter().any(|r| r == g));
+            if !in_one {
+                return Err(AuthError::InsufficientScope {
+                    reason: Forbidden::MissingGroup,
+                    scope: None,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits `header.payload.signature`; `None` unless there are exactly three non-empty parts.
+/// Bounded work whatever the input: at most three `.` are looked for.
+fn split_token(token: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = token.splitn(4, '.');
+    let header = parts.next()?;
+    let payload = parts.next()?;
+    let signature = parts.next()?;
+    if parts.next().is_some() || header.is_empty() || payload.is_empty() || signature.is_empty()
+    {
+        return None;
+    }
+    Some((header, payload, signature))
+}
+
+/// Strict base64url without padding, as JWS requires.
+fn decode_b64(part: &str) -> Result<Vec<u8>, InvalidToken> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| InvalidToken::Malformed)
+}
+
+impl<C> Clone for Verifier<C> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            check: self.check.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C> fmt::Debug for Verifier<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("Verifier")
+            .field("issuers", &s.issuers)
+            .field("token_use", &s.token_use)
+            .field("client_ids", &s.client_ids)
+            .field("leeway", &s.leeway)
+            .field("required_scopes", &s.required_scopes)
+            .field("required_groups", &s.required_groups)
+            .field("keys", &s.keys)
+            .field("check", &self.check.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_token;
+
+    #[test]
+    fn splits_exactly_three_parts() {
+        assert_eq!(split_token("a.b.c"), Some(("a", "b", "c")));
+        for bad in ["", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "...."] {
+            assert_eq!(split_token(bad), None, "{bad}");
+        }
+        let dots = ".".repeat(10_000);
+        assert_eq!(split_token(&dots), None);
+    }
+}
