@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::session::SessionConfig;
 
 /// The default clock leeway applied to `exp`, `nbf` and `iat`: 5 seconds.
 ///
@@ -348,6 +349,7 @@ pub struct CognitoConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) realm: String,
+    pub(crate) sessions: Option<SessionConfig>,
 }
 
 impl CognitoConfig {
@@ -374,6 +376,7 @@ impl CognitoConfig {
             request_timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             realm: DEFAULT_REALM.to_owned(),
+            sessions: None,
         }
     }
 
@@ -491,6 +494,13 @@ impl CognitoConfig {
         self
     }
 
+    /// Check every verified token against a per-session `iat` window in a session store: see
+    /// [`session`](crate::session) for the semantics. Off by default.
+    pub fn session_window(mut self, sessions: SessionConfig) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
     /// The `realm` of the `WWW-Authenticate` challenge (default [`DEFAULT_REALM`]).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = realm.into();
@@ -538,6 +548,9 @@ impl CognitoConfig {
     /// Checks everything that can be checked without the network.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.client_ids.validate()?;
+        if let Some(sessions) = &self.sessions {
+            sessions.validate()?;
+        }
         if let Some(issuer) = &self.issuer_override {
             if issuer.trim().is_empty() || issuer.trim() != issuer {
                 return Err(ConfigError::InvalidIssuer(issuer.clone()));
@@ -629,6 +642,7 @@ impl fmt::Debug for CognitoConfig {
             .field("max_token_bytes", &self.max_token_bytes)
             .field("required_scopes", &self.required_scopes)
             .field("required_groups", &self.required_groups)
+            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }

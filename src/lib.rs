@@ -40,6 +40,7 @@ mod jwks;
 mod layer;
 mod rejection;
 mod service;
+pub mod session;
 pub mod verifier;
 
 pub use claims::{AccessClaims, AnyClaims, IdClaims};

@@ -18,6 +18,9 @@
 //!    and not in the future. Each with the configured leeway.
 //! 9. **Rules**: every required scope, at least one required group, then the claims are read
 //!    into the claims type and the custom check, if any, runs.
+//! 10. **Session window** (when configured): one atomic check-and-advance in the session store;
+//!     a superseded or revoked session is refused, and a store that fails or is slow gives 503
+//!     (or, with fail-open, a warning). See [`session`](crate::session).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,6 +38,7 @@ use crate::clock::Clock;
 use crate::config::{ClientIds, CognitoConfig, ConfigError, TokenUse};
 use crate::error::{AuthError, Forbidden, InvalidToken};
 use crate::jwks::KeyCache;
+use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
 
 /// The largest RS256 signature, for an 8192-bit key, in base64url characters.
 const MAX_SIGNATURE_B64: usize = 1366;
@@ -69,6 +73,7 @@ pub(crate) struct Shared {
     required_groups: Vec<String>,
     clock: Arc<dyn Clock>,
     keys: KeyCache,
+    sessions: Option<SessionConfig>,
 }
 
 /// A verified token's claims. Cheap to clone; dereferences to the claims.
@@ -79,6 +84,7 @@ pub struct Verified<C = AccessClaims> {
     claims: Arc<C>,
     iat: i64,
     exp: i64,
+    session_key: Option<Arc<str>>,
 }
 
 impl<C> Verified<C> {
@@ -101,6 +107,12 @@ impl<C> Verified<C> {
     pub fn expires_at(&self) -> i64 {
         self.exp
     }
+
+    /// The session key, when the session window is on: pass it to
+    /// [`Verifier::revoke_session`] on sign-out.
+    pub fn session_key(&self) -> Option<&str> {
+        self.session_key.as_deref()
+    }
 }
 
 impl<C> Deref for Verified<C> {
@@ -116,6 +128,7 @@ impl<C> Clone for Verified<C> {
             claims: Arc::clone(&self.claims),
             iat: self.iat,
             exp: self.exp,
+            session_key: self.session_key.clone(),
         }
     }
 }
@@ -126,6 +139,7 @@ impl<C: fmt::Debug> fmt::Debug for Verified<C> {
             .field("claims", &self.claims)
             .field("iat", &self.iat)
             .field("exp", &self.exp)
+            .field("session_key", &self.session_key)
             .finish()
     }
 }
@@ -161,6 +175,12 @@ struct Registered<'a> {
     scope: Option<Cow<'a, str>>,
     #[serde(borrow, default, rename = "cognito:groups")]
     groups: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    origin_jti: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    device_key: Option<Cow<'a, str>>,
 }
 
 impl<C> Verifier<C>
@@ -186,6 +206,7 @@ where
                 required_groups: config.required_groups,
                 clock: config.clock,
                 keys,
+                sessions: config.sessions,
             }),
             check: None,
             _claims: PhantomData,
@@ -265,11 +286,47 @@ where
                 });
             }
         }
+
+        // 10. Session window.
+        let session_key = match &s.sessions {
+            Some(sessions) => Some(s.check_session(sessions, &claims, iat).await?),
+            None => None,
+        };
         Ok(Verified {
             claims: Arc::new(typed),
             iat,
             exp,
+            session_key,
         })
+    }
+
+    /// Revokes a session: every token of it is refused until the session's TTL ends, whatever
+    /// its signature says. `key` is [`Verified::session_key`].
+    ///
+    /// Fails with [`AuthError::StoreUnavailable`] when no session window is configured or the
+    /// store fails.
+    pub async fn revoke_session(&self, key: &str) -> Result<(), AuthError> {
+        let s = &*self.shared;
+        let Some(sessions) = &s.sessions else {
+            tracing::error!("revoke_session called without a session window configured");
+            return Err(AuthError::StoreUnavailable);
+        };
+        let now = s.clock.now_unix();
+        let revoke = sessions.store.revoke(key, now, sessions.limits);
+        match tokio::time::timeout(sessions.timeout, revoke).await {
+            Ok(Ok(())) => {
+                tracing::info!("session revoked");
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "session revocation failed");
+                Err(AuthError::StoreUnavailable)
+            }
+            Err(_) => {
+                tracing::warn!("session revocation timed out");
+                Err(AuthError::StoreUnavailable)
+            }
+        }
     }
 
     pub(crate) fn realm(&self) -> &Arc<str> {
@@ -315,6 +372,49 @@ impl Shared {
             return Err(InvalidToken::IssuedInFuture);
         }
         Ok((iat, exp))
+    }
+
+    /// Step 10: one atomic check-and-advance; returns the session key.
+    async fn check_session(
+        &self,
+        sessions: &SessionConfig,
+        claims: &Registered<'_>,
+        iat: i64,
+    ) -> Result<Arc<str>, AuthError> {
+        let token_use = claims.token_use.as_deref().unwrap_or_default();
+        let parts = SessionKeyParts {
+            sub: claims.sub.as_deref(),
+            client: if token_use == "access" {
+                claims.client_id.as_deref()
+            } else {
+                claims.aud.as_deref()
+            },
+            origin_jti: claims.origin_jti.as_deref(),
+            device_key: claims.device_key.as_deref(),
+            token_use,
+        };
+        let key: Arc<str> = sessions
+            .key(&parts)
+            .ok_or(InvalidToken::MissingClaim)?
+            .into();
+        let now = self.clock.now_unix();
+        let check = sessions
+            .store
+            .check_and_advance(&key, iat, now, sessions.limits);
+        let failure = match tokio::time::timeout(sessions.timeout, check).await {
+            Ok(Ok(SessionVerdict::Accepted)) => return Ok(key),
+            Ok(Ok(SessionVerdict::Superseded)) => return Err(InvalidToken::Superseded.into()),
+            Ok(Ok(SessionVerdict::Revoked)) => return Err(InvalidToken::Revoked.into()),
+            Ok(Err(error)) => error,
+            Err(_) => StoreError::from_kind(StoreErrorKind::Timeout),
+        };
+        if sessions.fail_open {
+            tracing::warn!(error = %failure, "session store failed; accepting on signature alone (fail-open)");
+            Ok(key)
+        } else {
+            tracing::warn!(error = %failure, "session store failed; refusing with 503");
+            Err(AuthError::StoreUnavailable)
+        }
     }
 
     /// Step 9, the scope and group rules.
@@ -390,6 +490,7 @@ impl<C> fmt::Debug for Verifier<C> {
             .field("required_scopes", &s.required_scopes)
             .field("required_groups", &s.required_groups)
             .field("keys", &s.keys)
+            .field("sessions", &s.sessions)
             .field("check", &self.check.is_some())
             .finish()
     }

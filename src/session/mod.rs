@@ -1,0 +1,353 @@
+//! The session window: tolerate the refresh-rotation race, refuse superseded chains, revoke
+//! sessions.
+//!
+//! # The race
+//!
+//! With refresh-token rotation, a user with two tabs refreshes twice at once. Cognito honours the
+//! old refresh token for a grace period, so both refreshes succeed and the user now holds two
+//! valid token chains for one sign-in. A backend that trusts only "the latest" token logs one tab
+//! out.
+//!
+//! # Semantics
+//!
+//! - **Session key**: the access token's `origin_jti` (constant across the refreshes of one
+//!   sign-in); where a token has none, `sub` + client id (+ `device_key` when present). A
+//!   user-supplied key function may replace this ([`SessionConfig::key_fn`]).
+//! - Per session the store keeps the **N newest distinct `iat` values** seen (N = 2 by default:
+//!   "current and previous"). A token is accepted when the window holds fewer than N values or
+//!   its `iat` is >= the oldest value kept; an accepted `iat` not yet in the window enters it and
+//!   the oldest falls out. A token older than every value kept is **superseded**: 401
+//!   `invalid_token` with a fixed description telling the client to refresh and retry, distinct
+//!   from the expired or bad-signature answers.
+//! - **Revocation**: [`SessionStore::revoke`] makes every token of that session fail (401) until
+//!   the session's TTL ends, whatever their signature says (for example on sign-out). Cognito's
+//!   own RevokeToken cannot do this for a JWT verifier.
+//! - Each entry **expires** TTL after its last change (default 30 days, Cognito's default
+//!   refresh-token lifetime); an expired entry is as if never seen.
+//! - The check runs only after the signature and claims passed, so unauthenticated traffic
+//!   never touches the store.
+//! - The check is **one atomic check-and-advance** per request, never a read followed by a
+//!   write: that two-step is exactly the race this crate exists to remove.
+//! - Store unavailable or slower than its timeout: 503 (fail closed). With
+//!   [`SessionConfig::fail_open`] the token is accepted on its signature alone and a warning is
+//!   logged.
+//!
+//! # Backends
+//!
+//! | backend | feature | atomicity | survives restart | shared by servers |
+//! | --- | --- | --- | --- | --- |
+//! | [`MemoryStore`] | always | per-key compute in moka | no | no |
+//! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
+//! | `PostgresStore` | `postgres` | one statement with a row lock | yes | yes |
+
+mod memory;
+mod window;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+pub use window::{SessionEntry, MAX_WINDOW};
+
+/// The future a [`SessionStore`] returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The default number of `iat` values kept per session: current and previous.
+pub const DEFAULT_WINDOW: usize = 2;
+
+/// The default session TTL: 30 days, Cognito's default refresh-token lifetime.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The default time a store may take to answer before the request gets 503: 250 ms.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// What the store decided about one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionVerdict {
+    /// The token's `iat` is within the window (and now recorded).
+    Accepted,
+    /// The token's `iat` is older than every value kept: its chain was superseded.
+    Superseded,
+    /// The session was revoked.
+    Revoked,
+}
+
+/// The window's shape, passed with every call so that every backend applies the same rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimits {
+    /// How many distinct `iat` values are kept (1 to [`MAX_WINDOW`]).
+    pub size: usize,
+    /// How long an entry lives after its last change, in seconds.
+    pub ttl_secs: i64,
+}
+
+impl Default for WindowLimits {
+    fn default() -> Self {
+        Self {
+            size: DEFAULT_WINDOW,
+            ttl_secs: DEFAULT_SESSION_TTL.as_secs() as i64,
+        }
+    }
+}
+
+/// A session store: one atomic check-and-advance per request, and revocation.
+///
+/// Object-safe: the verifier holds an `Arc<dyn SessionStore>`, so the backend can be chosen at
+/// run time. Times are seconds since the Unix epoch, passed in by the verifier (from its
+/// [`Clock`](crate::Clock)) so that every backend agrees on when an entry has expired; backends
+/// may also use their native expiry to reclaim space.
+pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
+    /// Atomically: if `key` is revoked, [`SessionVerdict::Revoked`]; else if `iat` is older than
+    /// every value of a full window, [`SessionVerdict::Superseded`]; else record `iat` (dropping
+    /// the oldest value past `limits.size`), extend the entry's life to `now + limits.ttl_secs`,
+    /// and answer [`SessionVerdict::Accepted`]. An entry whose expiry is `<= now` counts as absent.
+    fn check_and_advance<'a>(
+        &'a self,
+        key: &'a str,
+        iat: i64,
+        now: i64,
+        limits: WindowLimits,
+    ) -> StoreFuture<'a, SessionVerdict>;
+
+    /// Revokes the session `key` until `now + limits.ttl_secs`: every token of it is refused.
+    fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()>;
+
+    /// The entry of `key` as it is now, or `None` if absent or expired. For tests and tools;
+    /// never called on the request path.
+    fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>>;
+}
+
+/// A store failure. The backend's own error is kept behind [`source`](StdError::source).
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store could not be reached or failed to answer.
+    Unavailable,
+    /// The store did not answer within the timeout.
+    Timeout,
+    /// The store answered with data this crate did not write.
+    Corrupt,
+    /// The arguments were refused (for example a window size out of range).
+    InvalidInput,
+}
+
+impl StoreError {
+    /// A new error of `kind`, caused by `source`.
+    pub fn new(kind: StoreErrorKind, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// A new error of `kind` with no underlying cause.
+    pub fn from_kind(kind: StoreErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            StoreErrorKind::Unavailable => "session store unavailable",
+            StoreErrorKind::Timeout => "session store timed out",
+            StoreErrorKind::Corrupt => "session store returned unexpected data",
+            StoreErrorKind::InvalidInput => "session store refused the arguments",
+        };
+        match &self.source {
+            Some(source) => write!(f, "{what}: {source}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// What a session key function sees of a verified token.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SessionKeyParts<'a> {
+    /// `sub`.
+    pub sub: Option<&'a str>,
+    /// `client_id` (access tokens) or `aud` (id tokens).
+    pub client: Option<&'a str>,
+    /// `origin_jti`.
+    pub origin_jti: Option<&'a str>,
+    /// `device_key`.
+    pub device_key: Option<&'a str>,
+    /// `token_use`.
+    pub token_use: &'a str,
+}
+
+impl SessionKeyParts<'_> {
+    /// The default key: `o:{origin_jti}`, else `s:{sub}:{client}[:{device_key}]`; `None` when the
+    /// token has neither (then it is refused as lacking a required claim).
+    pub fn default_key(&self) -> Option<String> {
+        if let Some(origin) = self.origin_jti.filter(|o| !o.is_empty()) {
+            return Some(format!("o:{origin}"));
+        }
+        let sub = self.sub.filter(|s| !s.is_empty())?;
+        let client = self.client.unwrap_or("");
+        Some(match self.device_key {
+            Some(device) => format!("s:{sub}:{client}:{device}"),
+            None => format!("s:{sub}:{client}"),
+        })
+    }
+}
+
+type KeyFn = Arc<dyn Fn(&SessionKeyParts<'_>) -> Option<String> + Send + Sync>;
+
+/// How the verifier uses a session store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tower_cognito::session::{MemoryStore, SessionConfig};
+///
+/// let sessions = SessionConfig::new(Arc::new(MemoryStore::new(100_000)))
+///     .window(2)
+///     .ttl(Duration::from_secs(30 * 24 * 3600));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct SessionConfig {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) limits: WindowLimits,
+    pub(crate) timeout: Duration,
+    pub(crate) fail_open: bool,
+    pub(crate) key_fn: Option<KeyFn>,
+}
+
+impl SessionConfig {
+    /// Use `store` with the default window (2), TTL (30 days) and timeout (250 ms), failing
+    /// closed.
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            store,
+            limits: WindowLimits::default(),
+            timeout: DEFAULT_STORE_TIMEOUT,
+            fail_open: false,
+            key_fn: None,
+        }
+    }
+
+    /// How many distinct `iat` values are kept per session (1 to [`MAX_WINDOW`], default 2).
+    pub fn window(mut self, size: usize) -> Self {
+        self.limits.size = size;
+        self
+    }
+
+    /// How long a session entry lives after its last change (default 30 days).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.limits.ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// How long the store may take before the request gets 503 (default 250 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// When the store fails or times out, accept the token on its signature alone and log a
+    /// warning, instead of answering 503. Off by default: this gives up revocation and the
+    /// superseded-chain check while the store is down.
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    /// Derive the session key with `key_fn` instead of the default
+    /// ([`SessionKeyParts::default_key`]). Returning `None` refuses the token.
+    pub fn key_fn<F>(mut self, key_fn: F) -> Self
+    where
+        F: Fn(&SessionKeyParts<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.key_fn = Some(Arc::new(key_fn));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The window limits in force.
+    pub fn limits(&self) -> WindowLimits {
+        self.limits
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
+        if !(1..=MAX_WINDOW).contains(&self.limits.size) {
+            return Err(crate::ConfigError::InvalidSetting {
+                setting: "session window",
+                reason: "must be between 1 and 8",
+            });
+        }
+        if self.limits.ttl_secs < 1 || self.timeout.is_zero() {
+            return Err(crate::ConfigError::InvalidSetting {
+                setting: "session ttl or timeout",
+                reason: "must be greater than zero",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn key(&self, parts: &SessionKeyParts<'_>) -> Option<String> {
+        match &self.key_fn {
+            Some(f) => f(parts),
+            None => parts.default_key(),
+        }
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("store", &self.store)
+            .field("limits", &self.limits)
+            .field("timeout", &self.timeout)
+            .field("fail_open", &self.fail_open)
+            .field("key_fn", &self.key_fn.is_some())
+            .finish()
+    }
+}
+
+pub(crate) fn check_limits(limits: WindowLimits) -> Result<(), StoreError> {
+    if (1..=MAX_WINDOW).contains(&limits.size) && limits.ttl_secs > 0 {
+        Ok(())
+    } else {
+        Err(StoreError::from_kind(StoreErrorKind::InvalidInput))
+    }
+}
