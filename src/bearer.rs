@@ -37,10 +37,7 @@ pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<TokenAt>, AuthErr
 pub(crate) fn parse(value: &[u8]) -> Result<Option<TokenAt>, AuthError> {
     const SCHEME: &[u8] = b"bearer";
     let malformed = AuthError::InvalidRequest(InvalidRequest::MalformedCredentials);
-    let scheme_len = value
-        .iter()
-        .position(|&b| b == b' ')
-        .unwrap_or(value.len());
+    let scheme_len = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     if !value[..scheme_len].eq_ignore_ascii_case(SCHEME) {
         return Ok(None);
     }
@@ -89,8 +86,17 @@ mod tests {
 
     #[test]
     fn malformed_bearer_credentials_are_invalid_requests() {
-        let malformed = Err(AuthError::InvalidRequest(InvalidRequest::MalformedCredentials));
-        for bad in ["Bearer", "Bearer ", "Bearer a.b.c d.e.f", "Bearer a,b", "Bearer ==", "Bearer a=b"] {
+        let malformed = Err(AuthError::InvalidRequest(
+            InvalidRequest::MalformedCredentials,
+        ));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a.b.c d.e.f",
+            "Bearer a,b",
+            "Bearer ==",
+            "Bearer a=b",
+        ] {
             assert_eq!(token(bad), malformed, "{bad}");
         }
     }
@@ -102,7 +108,9 @@ mod tests {
         headers.append(AUTHORIZATION, "Bearer d.e.f".parse().unwrap());
         assert_eq!(
             find_token(&headers),
-            Err(AuthError::InvalidRequest(InvalidRequest::MultipleCredentials))
+            Err(AuthError::InvalidRequest(
+                InvalidRequest::MultipleCredentials
+            ))
         );
     }
 }

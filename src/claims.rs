@@ -205,9 +205,10 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(a, AnyClaims::Access(_)));
-        let i: AnyClaims =
-            serde_json::from_str(r#"{"sub":"u","iss":"i","aud":"c","token_use":"id","iat":1,"exp":2}"#)
-                .unwrap();
+        let i: AnyClaims = serde_json::from_str(
+            r#"{"sub":"u","iss":"i","aud":"c","token_use":"id","iat":1,"exp":2}"#,
+        )
+        .unwrap();
         assert!(matches!(i, AnyClaims::Id(_)));
     }
 }

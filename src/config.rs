@@ -154,7 +154,10 @@ impl UserPool {
 
     /// The JWKS URL on the original issuer host, which serves every pool.
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer(IssuerForm::Original))
+        format!(
+            "{}/.well-known/jwks.json",
+            self.issuer(IssuerForm::Original)
+        )
     }
 
     /// The issuer string of the given form.
@@ -290,7 +293,9 @@ impl ClientIds {
             ClientIdsInner::Allowed(ids) => ids.iter().try_for_each(|id| {
                 let ok = !id.is_empty()
                     && id.len() <= 128
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
                 ok.then_some(())
                     .ok_or_else(|| ConfigError::InvalidClientId(id.clone()))
             }),
@@ -447,7 +452,8 @@ impl CognitoConfig {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_scopes.extend(scopes.into_iter().map(Into::into));
+        self.required_scopes
+            .extend(scopes.into_iter().map(Into::into));
         self
     }
 
@@ -457,7 +463,8 @@ impl CognitoConfig {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_groups.extend(groups.into_iter().map(Into::into));
+        self.required_groups
+            .extend(groups.into_iter().map(Into::into));
         self
     }
 
@@ -523,7 +530,10 @@ impl CognitoConfig {
 
     /// The JWKS URL, checked: `https`, or `http` on loopback when allowed.
     pub(crate) fn checked_jwks_url(&self) -> Result<reqwest::Url, ConfigError> {
-        let raw = self.jwks_url.clone().unwrap_or_else(|| self.pool.jwks_url());
+        let raw = self
+            .jwks_url
+            .clone()
+            .unwrap_or_else(|| self.pool.jwks_url());
         let invalid = |reason: String| ConfigError::InvalidUrl {
             setting: "JWKS URL",
             reason,

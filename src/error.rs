@@ -286,7 +286,9 @@ mod tests {
         for (err, status, header) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             assert_eq!(
-                err.www_authenticate("api").as_ref().map(|h| h.to_str().unwrap()),
+                err.www_authenticate("api")
+                    .as_ref()
+                    .map(|h| h.to_str().unwrap()),
                 header,
                 "{err:?}"
             );

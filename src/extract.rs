@@ -1,6 +1,5 @@
 //! The axum extractor: `Verified<C>` and `Option<Verified<C>>` in handlers (feature `axum`).
 
-
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
@@ -19,7 +18,9 @@ pub struct MissingAuthLayer;
 
 impl IntoResponse for MissingAuthLayer {
     fn into_response(self) -> Response {
-        tracing::error!("Verified<C> extracted on a route without a CognitoAuthLayer of that claims type");
+        tracing::error!(
+            "Verified<C> extracted on a route without a CognitoAuthLayer of that claims type"
+        );
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "tower-cognito: no CognitoAuthLayer in front of this route",
@@ -72,4 +73,3 @@ where
         }
     }
 }
-

@@ -58,3 +58,8 @@ pub use layer::CognitoAuthLayer;
 pub use rejection::{DefaultRejection, OnRejection};
 pub use service::CognitoAuth;
 pub use verifier::{Verified, Verifier};
+
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

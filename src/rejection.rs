@@ -46,7 +46,11 @@ pub(crate) fn reject<B, R: OnRejection<B>>(
 ) -> Response<B> {
     let status = error.status().as_u16();
     if status == 503 {
-        tracing::warn!(reason = error.reason(), status, "request refused: dependency unavailable");
+        tracing::warn!(
+            reason = error.reason(),
+            status,
+            "request refused: dependency unavailable"
+        );
     } else {
         tracing::debug!(reason = error.reason(), status, "request refused");
     }

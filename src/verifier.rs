@@ -343,7 +343,10 @@ impl Shared {
             return Err(InvalidToken::WrongIssuer);
         }
         // 6. Token use.
-        let token_use = claims.token_use.as_deref().ok_or(InvalidToken::WrongTokenUse)?;
+        let token_use = claims
+            .token_use
+            .as_deref()
+            .ok_or(InvalidToken::WrongTokenUse)?;
         if !self.token_use.accepts(token_use) {
             return Err(InvalidToken::WrongTokenUse);
         }
@@ -455,8 +458,7 @@ fn split_token(token: &str) -> Option<(&str, &str, &str)> {
     let header = parts.next()?;
     let payload = parts.next()?;
     let signature = parts.next()?;
-    if parts.next().is_some() || header.is_empty() || payload.is_empty() || signature.is_empty()
-    {
+    if parts.next().is_some() || header.is_empty() || payload.is_empty() || signature.is_empty() {
         return None;
     }
     Some((header, payload, signature))

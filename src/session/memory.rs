@@ -61,15 +61,13 @@ impl MemoryStore {
     }
 
     fn apply(&self, key: &str, f: impl FnOnce(Window) -> Option<Window>) {
-        self.cache
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                let window = current.map_or(Window::EMPTY, |e| e.into_value());
-                match f(window) {
-                    Some(next) => Op::Put(next),
-                    None => Op::Nop,
-                }
-            });
+        self.cache.entry_by_ref(key).and_compute_with(|current| {
+            let window = current.map_or(Window::EMPTY, |e| e.into_value());
+            match f(window) {
+                Some(next) => Op::Put(next),
+                None => Op::Nop,
+            }
+        });
     }
 }
 

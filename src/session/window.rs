@@ -132,7 +132,10 @@ mod tests {
     fn keeps_current_and_previous() {
         use SessionVerdict::*;
         let (v, w) = run(&[100, 200, 100, 300, 100, 200, 300]);
-        assert_eq!(v, [Accepted, Accepted, Accepted, Accepted, Superseded, Accepted, Accepted]);
+        assert_eq!(
+            v,
+            [Accepted, Accepted, Accepted, Accepted, Superseded, Accepted, Accepted]
+        );
         assert_eq!(w.to_entry(0).unwrap().iats, [200, 300]);
     }
 
@@ -154,7 +157,10 @@ mod tests {
 
     #[test]
     fn larger_windows_keep_the_newest() {
-        let limits = WindowLimits { size: 3, ttl_secs: 10 };
+        let limits = WindowLimits {
+            size: 3,
+            ttl_secs: 10,
+        };
         let mut w = Window::EMPTY;
         for iat in [5, 1, 9, 7, 3] {
             if let (_, Some(next)) = w.advance(iat, 0, limits) {
