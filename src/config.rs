@@ -27,6 +27,9 @@ pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// The default cap on a JWKS response body: 64 KiB (Cognito's is about 1 KiB).
 pub const DEFAULT_MAX_JWKS_BYTES: usize = 64 * 1024;
 
+/// The default number of verified tokens cached: 10 000.
+pub const DEFAULT_TOKEN_CACHE_SIZE: u64 = 10_000;
+
 /// The default `realm` of the `WWW-Authenticate` challenge.
 pub const DEFAULT_REALM: &str = "cognito";
 
@@ -355,6 +358,7 @@ pub struct CognitoConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) realm: String,
     pub(crate) sessions: Option<SessionConfig>,
+    pub(crate) token_cache_size: u64,
 }
 
 impl CognitoConfig {
@@ -382,6 +386,7 @@ impl CognitoConfig {
             clock: Arc::new(SystemClock),
             realm: DEFAULT_REALM.to_owned(),
             sessions: None,
+            token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
         }
     }
 
@@ -505,6 +510,15 @@ impl CognitoConfig {
     /// [`session`](crate::session) for the semantics. Off by default.
     pub fn session_window(mut self, sessions: SessionConfig) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// How many verified tokens are cached (default [`DEFAULT_TOKEN_CACHE_SIZE`]; 0 disables).
+    ///
+    /// A token seen again skips decoding and the signature check; its `exp` and its key are
+    /// checked again on every hit, and the session window still runs.
+    pub fn token_cache_size(mut self, tokens: u64) -> Self {
+        self.token_cache_size = tokens;
         self
     }
 

@@ -29,6 +29,7 @@
 #![deny(unreachable_pub)]
 
 mod bearer;
+mod cache;
 mod claims;
 mod clock;
 mod config;
@@ -48,7 +49,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{
     ClientIds, CognitoConfig, ConfigError, IssuerForm, Issuers, TokenUse, UserPool,
     DEFAULT_JWKS_COOLDOWN, DEFAULT_JWKS_MAX_AGE, DEFAULT_LEEWAY, DEFAULT_MAX_JWKS_BYTES,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REALM,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REALM, DEFAULT_TOKEN_CACHE_SIZE,
 };
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]

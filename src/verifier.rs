@@ -33,11 +33,12 @@ use base64::Engine as _;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 
+use crate::cache::{Entry, TokenCache};
 use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::{ClientIds, CognitoConfig, ConfigError, TokenUse};
 use crate::error::{AuthError, Forbidden, InvalidToken};
-use crate::jwks::KeyCache;
+use crate::jwks::{KeyCache, VerifyingKey};
 use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
 
 /// The largest RS256 signature, for an 8192-bit key, in base64url characters.
@@ -56,7 +57,18 @@ type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 pub struct Verifier<C = AccessClaims> {
     shared: Arc<Shared>,
     check: Option<Check<C>>,
+    /// Per verifier, not shared: its entries depend on the check.
+    cache: Option<Arc<TokenCache<C>>>,
     _claims: PhantomData<fn() -> C>,
+}
+
+/// The outcome of the stateless checks of one token.
+struct Fresh<C> {
+    verified: Verified<C>,
+    session_key: Option<Arc<str>>,
+    kid: String,
+    key: Arc<VerifyingKey>,
+    generation: u64,
 }
 
 /// What every clone shares: the rules and the keys.
@@ -74,6 +86,7 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     keys: KeyCache,
     sessions: Option<SessionConfig>,
+    token_cache_size: u64,
 }
 
 /// A verified token's claims. Cheap to clone; dereferences to the claims.
@@ -112,6 +125,18 @@ impl<C> Verified<C> {
     /// [`Verifier::revoke_session`] on sign-out.
     pub fn session_key(&self) -> Option<&str> {
         self.session_key.as_deref()
+    }
+}
+
+#[cfg(test)]
+impl<C> Verified<C> {
+    pub(crate) fn for_tests(claims: C, iat: i64, exp: i64) -> Self {
+        Self {
+            claims: Arc::new(claims),
+            iat,
+            exp,
+            session_key: None,
+        }
     }
 }
 
@@ -207,8 +232,11 @@ where
                 clock: config.clock,
                 keys,
                 sessions: config.sessions,
+                token_cache_size: config.token_cache_size,
             }),
             check: None,
+            cache: (config.token_cache_size > 0)
+                .then(|| Arc::new(TokenCache::new(config.token_cache_size))),
             _claims: PhantomData,
         })
     }
@@ -221,7 +249,17 @@ where
         F: Fn(&C) -> bool + Send + Sync + 'static,
     {
         self.check = Some(Arc::new(check));
+        // Tokens verified without this check must not be answered from the cache.
+        if self.shared.token_cache_size > 0 {
+            self.cache = Some(Arc::new(TokenCache::new(self.shared.token_cache_size)));
+        }
         self
+    }
+
+    /// How many verified tokens are cached (after pending cache maintenance). For tests and
+    /// metrics.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// Fetches the signing keys now, to start serving with a warm cache. Returns how many
@@ -231,12 +269,60 @@ where
     }
 
     /// Verifies a token: every check of the [module docs](self), in order.
+    ///
+    /// A token verified before is answered from the verified-token cache (see
+    /// [`CognitoConfig::token_cache_size`]): its `exp` and its signing key are checked again, and
+    /// the session window still runs.
     pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
         let s = &*self.shared;
         // 1. Size, before anything else.
         if token.len() > s.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
+        if let Some(cache) = &self.cache {
+            if let Some(entry) = cache.get(token) {
+                let now = s.clock.now_unix();
+                if now < entry.refused_from
+                    && s.keys
+                        .still_current(&entry.kid, &entry.key, entry.generation)
+                {
+                    let mut verified = entry.verified.clone();
+                    if let Some(key) = &entry.session_key {
+                        s.check_session(key, verified.iat).await?;
+                        verified.session_key = Some(Arc::clone(key));
+                    }
+                    return Ok(verified);
+                }
+                // Expired, or its key left the JWKS: verify afresh for the precise answer.
+                cache.remove(token);
+            }
+        }
+        let fresh = self.verify_stateless(token).await?;
+        let mut verified = fresh.verified.clone();
+        if let Some(cache) = &self.cache {
+            let refused_from = verified.exp.saturating_add(s.leeway);
+            cache.insert(Entry::new(
+                token,
+                fresh.verified,
+                fresh.session_key.clone(),
+                &fresh.kid,
+                fresh.key,
+                fresh.generation,
+                refused_from,
+                s.clock.now_unix(),
+            ));
+        }
+        // 10. Session window.
+        if let Some(key) = fresh.session_key {
+            s.check_session(&key, verified.iat).await?;
+            verified.session_key = Some(key);
+        }
+        Ok(verified)
+    }
+
+    /// Steps 2 to 9, and the session key for step 10.
+    async fn verify_stateless(&self, token: &str) -> Result<Fresh<C>, AuthError> {
+        let s = &*self.shared;
         let (header_b64, payload_b64, signature_b64) =
             split_token(token).ok_or(InvalidToken::Malformed)?;
 
@@ -253,7 +339,7 @@ where
         let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
 
         // 3. Key.
-        let key = s.keys.key(&kid).await?;
+        let (key, generation) = s.keys.key(&kid).await?;
 
         // 4. Signature.
         if signature_b64.len() > MAX_SIGNATURE_B64 {
@@ -286,17 +372,18 @@ where
                 });
             }
         }
-
-        // 10. Session window.
-        let session_key = match &s.sessions {
-            Some(sessions) => Some(s.check_session(sessions, &claims, iat).await?),
-            None => None,
-        };
-        Ok(Verified {
-            claims: Arc::new(typed),
-            iat,
-            exp,
+        let session_key = s.session_key(&claims)?;
+        Ok(Fresh {
+            verified: Verified {
+                claims: Arc::new(typed),
+                iat,
+                exp,
+                session_key: None,
+            },
             session_key,
+            kid: kid.into_owned(),
+            key,
+            generation,
         })
     }
 
@@ -377,13 +464,11 @@ impl Shared {
         Ok((iat, exp))
     }
 
-    /// Step 10: one atomic check-and-advance; returns the session key.
-    async fn check_session(
-        &self,
-        sessions: &SessionConfig,
-        claims: &Registered<'_>,
-        iat: i64,
-    ) -> Result<Arc<str>, AuthError> {
+    /// The session key of a token, when the session window is on.
+    fn session_key(&self, claims: &Registered<'_>) -> Result<Option<Arc<str>>, InvalidToken> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(None);
+        };
         let token_use = claims.token_use.as_deref().unwrap_or_default();
         let parts = SessionKeyParts {
             sub: claims.sub.as_deref(),
@@ -396,16 +481,21 @@ impl Shared {
             device_key: claims.device_key.as_deref(),
             token_use,
         };
-        let key: Arc<str> = sessions
-            .key(&parts)
-            .ok_or(InvalidToken::MissingClaim)?
-            .into();
+        let key = sessions.key(&parts).ok_or(InvalidToken::MissingClaim)?;
+        Ok(Some(key.into()))
+    }
+
+    /// Step 10: one atomic check-and-advance in the session store.
+    async fn check_session(&self, key: &str, iat: i64) -> Result<(), AuthError> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(());
+        };
         let now = self.clock.now_unix();
         let check = sessions
             .store
-            .check_and_advance(&key, iat, now, sessions.limits);
+            .check_and_advance(key, iat, now, sessions.limits);
         let failure = match tokio::time::timeout(sessions.timeout, check).await {
-            Ok(Ok(SessionVerdict::Accepted)) => return Ok(key),
+            Ok(Ok(SessionVerdict::Accepted)) => return Ok(()),
             Ok(Ok(SessionVerdict::Superseded)) => return Err(InvalidToken::Superseded.into()),
             Ok(Ok(SessionVerdict::Revoked)) => return Err(InvalidToken::Revoked.into()),
             Ok(Err(error)) => error,
@@ -413,7 +503,7 @@ impl Shared {
         };
         if sessions.fail_open {
             tracing::warn!(error = %failure, "session store failed; accepting on signature alone (fail-open)");
-            Ok(key)
+            Ok(())
         } else {
             tracing::warn!(error = %failure, "session store failed; refusing with 503");
             Err(AuthError::StoreUnavailable)
@@ -476,6 +566,7 @@ impl<C> Clone for Verifier<C> {
         Self {
             shared: Arc::clone(&self.shared),
             check: self.check.clone(),
+            cache: self.cache.clone(),
             _claims: PhantomData,
         }
     }
@@ -494,6 +585,7 @@ impl<C> fmt::Debug for Verifier<C> {
             .field("keys", &s.keys)
             .field("sessions", &s.sessions)
             .field("check", &self.check.is_some())
+            .field("token_cache", &self.cache.is_some())
             .finish()
     }
 }

@@ -25,6 +25,8 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 pub(crate) struct VerifyingKey {
     kid: Box<str>,
     key: ParsedPublicKey,
+    /// `n` then `e`, to tell whether a refreshed JWKS still maps this `kid` to the same key.
+    components: Box<[u8]>,
 }
 
 impl VerifyingKey {
@@ -126,6 +128,18 @@ impl KeySet {
         Ok(Self { keys })
     }
 
+    /// Keeps the `Arc` of every key that `previous` already held with the same `kid` and the
+    /// same key material, so that tokens cached under it stay valid across a refresh.
+    pub(crate) fn reuse_unchanged(&mut self, previous: &KeySet) {
+        for (kid, key) in &mut self.keys {
+            if let Some(old) = previous.keys.get(kid) {
+                if old.components == key.components {
+                    *key = Arc::clone(old);
+                }
+            }
+        }
+    }
+
     pub(crate) fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.keys.get(kid)
     }
@@ -155,8 +169,11 @@ fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
     let key = RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .ok()?;
+    let mut components = n;
+    components.extend_from_slice(&e);
     Some(VerifyingKey {
         kid: kid.into_boxed_str(),
         key,
+        components: components.into_boxed_slice(),
     })
 }

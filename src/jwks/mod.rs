@@ -45,6 +45,9 @@ struct Snapshot {
     keys: KeySet,
     /// When these keys were fetched or loaded.
     loaded_at: Instant,
+    /// Bumped by every stored fetch, so a cached verification can tell cheaply whether the key
+    /// set changed since.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -81,6 +84,7 @@ impl KeyCache {
                 snapshot: ArcSwap::from_pointee(Snapshot {
                     keys,
                     loaded_at: Instant::now(),
+                    generation: 0,
                 }),
                 fetcher,
                 cooldown: config.jwks_cooldown,
@@ -91,7 +95,8 @@ impl KeyCache {
     }
 
     /// The key for `kid`: from the cache, or after joining or starting a fetch.
-    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
+    /// Also returns the generation of the key set the key came from.
+    pub(crate) async fn key(&self, kid: &str) -> Result<(Arc<VerifyingKey>, u64), AuthError> {
         {
             let snapshot = self.inner.snapshot.load();
             if let Some(key) = snapshot.keys.get(kid) {
@@ -99,7 +104,7 @@ impl KeyCache {
                     // Refresh in the background; this request goes on with the cached key.
                     drop(self.start_or_join_fetch());
                 }
-                return Ok(Arc::clone(key));
+                return Ok((Arc::clone(key), snapshot.generation));
             }
         }
         if kid.len() > MAX_KID_BYTES {
@@ -110,12 +115,32 @@ impl KeyCache {
         }
         let snapshot = self.inner.snapshot.load();
         match snapshot.keys.get(kid) {
-            Some(key) => Ok(Arc::clone(key)),
+            Some(key) => Ok((Arc::clone(key), snapshot.generation)),
             None => {
                 tracing::debug!(kid_len = kid.len(), "no key for the token's kid");
                 Err(self.miss_error())
             }
         }
+    }
+
+    /// Whether `key` still verifies for `kid`, for a verification cached at `generation`: true
+    /// when the key set has not changed since, or the new set still maps `kid` to the same key.
+    /// Starts a background refresh when the keys are old, like [`key`](Self::key).
+    pub(crate) fn still_current(
+        &self,
+        kid: &str,
+        key: &Arc<VerifyingKey>,
+        generation: u64,
+    ) -> bool {
+        let snapshot = self.inner.snapshot.load();
+        if snapshot.loaded_at.elapsed() >= self.inner.max_age {
+            drop(self.start_or_join_fetch());
+        }
+        snapshot.generation == generation
+            || snapshot
+                .keys
+                .get(kid)
+                .is_some_and(|current| Arc::ptr_eq(current, key))
     }
 
     /// Fetches the keys now, unless a fetch is in flight (then waits for it) or the cooldown runs.
@@ -177,16 +202,20 @@ impl Inner {
         let result = fetcher.fetch().await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok(keys) => {
+            Ok(mut keys) => {
+                let previous = self.snapshot.load();
+                keys.reuse_unchanged(&previous.keys);
                 tracing::info!(
                     url = fetcher.url(),
                     keys = keys.len(),
                     elapsed_ms,
                     "fetched JWKS"
                 );
+                let generation = previous.generation + 1;
                 self.snapshot.store(Arc::new(Snapshot {
                     keys,
                     loaded_at: Instant::now(),
+                    generation,
                 }));
             }
             Err(error) => {

@@ -1,0 +1,175 @@
+//! The verified-token cache: hits re-check `exp` and the key, stay bounded, and never bypass the
+//! session window or a custom check.
+
+mod support;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{access_claims, key, mint, now, JwksServer};
+use tower_cognito::session::{MemoryStore, SessionConfig};
+use tower_cognito::{
+    AuthError, ClientIds, Clock, CognitoConfig, Forbidden, InvalidToken, TokenUse, UserPool,
+    Verifier,
+};
+
+const POOL: &str = "eu-west-1_CacheTest";
+const CLIENT: &str = "cacheclient";
+
+#[derive(Debug, Clone)]
+struct TestClock(Arc<AtomicI64>);
+
+impl Clock for TestClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn config(server: &JwksServer) -> CognitoConfig {
+    CognitoConfig::new(
+        UserPool::parse(POOL).unwrap(),
+        TokenUse::Access,
+        ClientIds::one(CLIENT),
+    )
+    .jwks_url(server.url())
+    .issuer_override(server.issuer())
+    .allow_http_on_loopback(true)
+    .leeway(Duration::ZERO)
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let clock = TestClock(Arc::new(AtomicI64::new(now())));
+    let verifier: Verifier = Verifier::new(config(&server).clock(clock.clone())).unwrap();
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    claims["exp"] = (now() + 60).into();
+    let token = mint(key(0), &claims);
+
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(verifier.cached_tokens(), 1);
+
+    clock.0.store(now() + 60, Ordering::SeqCst);
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err(),
+        AuthError::InvalidToken(InvalidToken::Expired)
+    );
+}
+
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_invalidates_the_tokens_it_signed() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0), key(1)]).await;
+    let verifier: Verifier = Verifier::new(
+        config(&server)
+            .jwks_cooldown(Duration::from_millis(100))
+            .jwks_max_age(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let claims = access_claims(&server.issuer(), CLIENT);
+    let removed = mint(key(0), &claims);
+    let kept = mint(key(1), &claims);
+    verifier.verify(&removed).await.unwrap();
+    verifier.verify(&kept).await.unwrap();
+    assert_eq!(verifier.cached_tokens(), 2);
+
+    server.set_keys(&[key(1)]);
+    let fetches = server.fetch_count();
+    // Keys are now older than the max age: the next request refreshes them in the background.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match verifier.verify(&removed).await {
+            Err(AuthError::InvalidToken(InvalidToken::UnknownKey)) => break,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("expected the removed key's token to be refused, got {other:?}"),
+        }
+    }
+    assert!(server.fetch_count() > fetches);
+    // The unchanged key keeps its cached tokens valid across the refresh.
+    verifier.verify(&kept).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cache_never_grows_past_its_bound() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let verifier: Verifier = Verifier::new(config(&server).token_cache_size(20)).unwrap();
+    for _ in 0..200 {
+        let token = mint(key(0), &access_claims(&server.issuer(), CLIENT));
+        verifier.verify(&token).await.unwrap();
+    }
+    let cached = verifier.cached_tokens();
+    assert!(
+        cached <= 20,
+        "{cached} tokens cached with a bound of 20 after 200 inserts"
+    );
+    assert!(cached > 0);
+}
+
+#[tokio::test]
+async fn a_size_of_zero_disables_the_cache() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let verifier: Verifier = Verifier::new(config(&server).token_cache_size(0)).unwrap();
+    let token = mint(key(0), &access_claims(&server.issuer(), CLIENT));
+    verifier.verify(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(verifier.cached_tokens(), 0);
+}
+
+#[tokio::test]
+async fn a_check_added_later_is_not_bypassed_by_the_cache() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let open: Verifier = Verifier::new(config(&server)).unwrap();
+    let token = mint(key(0), &access_claims(&server.issuer(), CLIENT));
+    open.verify(&token).await.unwrap();
+
+    let strict = open.clone().with_check(|_| false);
+    assert_eq!(
+        strict.verify(&token).await.unwrap_err(),
+        AuthError::InsufficientScope {
+            reason: Forbidden::CheckFailed,
+            scope: None
+        }
+    );
+    open.verify(&token).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_session_window_and_revocation_run_on_cache_hits() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let sessions = SessionConfig::new(Arc::new(MemoryStore::new(1000)));
+    let verifier: Verifier = Verifier::new(config(&server).session_window(sessions)).unwrap();
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    let t = now() - 100;
+    let mint_at = |claims: &mut serde_json::Value, iat: i64| {
+        claims["iat"] = iat.into();
+        claims["jti"] = support::uuid().into();
+        mint(key(0), claims)
+    };
+    let oldest = mint_at(&mut claims, t);
+    let previous = mint_at(&mut claims, t + 1);
+    let current = mint_at(&mut claims, t + 2);
+
+    // The oldest token is accepted (and cached) while the window is not full...
+    let session = verifier.verify(&oldest).await.unwrap();
+    verifier.verify(&previous).await.unwrap();
+    verifier.verify(&current).await.unwrap();
+    // ...and refused from the cache once two newer refreshes were seen.
+    assert_eq!(
+        verifier.verify(&oldest).await.unwrap_err(),
+        AuthError::InvalidToken(InvalidToken::Superseded)
+    );
+    verifier.verify(&current).await.unwrap();
+
+    verifier
+        .revoke_session(session.session_key().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        verifier.verify(&current).await.unwrap_err(),
+        AuthError::InvalidToken(InvalidToken::Revoked)
+    );
+}
