@@ -11,12 +11,23 @@ use crate::verifier::Verifier;
 /// verified claims ([`Verified<C>`](crate::Verified)) into the request extensions.
 ///
 /// Cheap to clone and to apply: all state sits behind the verifier's `Arc`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[must_use]
 pub struct CognitoAuthLayer<C = AccessClaims, R = DefaultRejection> {
     verifier: Verifier<C>,
     optional: bool,
     on_rejection: R,
+}
+
+// By hand: a derive would require `C: Clone`, and the claims type need not be.
+impl<C, R: Clone> Clone for CognitoAuthLayer<C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            optional: self.optional,
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
 }
 
 impl<C> CognitoAuthLayer<C> {

@@ -22,12 +22,24 @@ use crate::verifier::Verifier;
 pub(crate) struct Anonymous;
 
 /// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CognitoAuth<S, C = AccessClaims, R = DefaultRejection> {
     inner: S,
     verifier: Verifier<C>,
     optional: bool,
     on_rejection: R,
+}
+
+// By hand: a derive would require `C: Clone`, and the claims type need not be.
+impl<S: Clone, C, R: Clone> Clone for CognitoAuth<S, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            verifier: self.verifier.clone(),
+            optional: self.optional,
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
 }
 
 impl<S, C, R> CognitoAuth<S, C, R> {

@@ -604,3 +604,22 @@ mod tests {
         assert_eq!(split_token(&dots), None);
     }
 }
+
+#[cfg(test)]
+mod clone_tests {
+    use crate::{CognitoAuth, CognitoAuthLayer, Verifier};
+
+    /// A claims type that is not `Clone`: the layer, the service and the verifier still are.
+    #[derive(serde::Deserialize)]
+    struct NotClone {}
+
+    #[allow(dead_code)]
+    fn assert_clone<T: Clone>() {}
+
+    #[allow(dead_code)]
+    fn layer_types_are_clone_without_clone_claims() {
+        assert_clone::<Verifier<NotClone>>();
+        assert_clone::<CognitoAuthLayer<NotClone>>();
+        assert_clone::<CognitoAuth<tower_layer::Identity, NotClone>>();
+    }
+}
