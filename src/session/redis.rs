@@ -1,0 +1,489 @@
+//! [`RedisStore`]: session windows in Redis, shared by every server and checked with one Lua
+//! script per request.
+//!
+//! # Storage
+//!
+//! One Redis string per session, at `prefix + session key` (the default prefix is
+//! [`RedisStore::DEFAULT_PREFIX`]). Every script touches only that key, passed as `KEYS[1]`, so
+//! the store also works on Redis Cluster. The value is
+//!
+//! ```text
+//! expires_at|revoked|iat1,iat2,...
+//! ```
+//!
+//! - `expires_at`: when the entry expires, in seconds since the Unix epoch, as a decimal `i64`;
+//! - `revoked`: `1` or `0`;
+//! - the distinct `iat` values kept, oldest first, as decimal `i64`s separated by commas (empty
+//!   for a session revoked before any token was seen).
+//!
+//! For example `1767225600|0|1764633500,1764637100`. All numbers are written in Rust's canonical
+//! decimal form (no `+`, no leading zeros) and compared *as strings of digits* by the scripts,
+//! never converted to Lua numbers (doubles): every `i64` is handled exactly, whatever its size.
+//! A value that does not have this shape (or a key of another type) is reported as
+//! [`StoreErrorKind::Corrupt`] and left untouched.
+//!
+//! # Expiry
+//!
+//! Verdicts are decided from the stored `expires_at` compared with the `now` the verifier passes
+//! (from its [`Clock`](crate::Clock)), exactly as [`MemoryStore`](super::MemoryStore) does: an
+//! entry with `expires_at <= now` counts as absent. Every write also sets Redis's own expiry to
+//! the session TTL counted from the write (`SET ... EX ttl`), so that Redis reclaims abandoned
+//! sessions; it never removes an entry before its TTL has passed in real time. A TTL longer than
+//! about 136 years (`2^32` seconds) is not given a native expiry at all.
+//!
+//! # Round trips
+//!
+//! [`check_and_advance`](SessionStore::check_and_advance) and [`revoke`](SessionStore::revoke)
+//! are one `EVALSHA` each (the scripts are loaded at [`RedisStore::connect`]; should Redis
+//! forget them, for example after a restart or `SCRIPT FLUSH`, the answer `NOSCRIPT` makes the
+//! store load the script and run it again). [`entry`](SessionStore::entry) is one `GET`. A script
+//! runs atomically in Redis, so concurrent checks of one session, from any number of servers,
+//! are applied one after another.
+//!
+//! # Errors
+//!
+//! A server that cannot be reached or fails to answer is [`StoreErrorKind::Unavailable`] (the
+//! connection is re-established in the background), an answer slower than the connection's own
+//! response timeout (5 s; the verifier's store timeout is normally much shorter) is
+//! [`StoreErrorKind::Timeout`], and an unexpected answer is [`StoreErrorKind::Corrupt`].
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, Script, Value};
+
+use super::{
+    check_limits, SessionEntry, SessionStore, SessionVerdict, StoreError, StoreErrorKind,
+    StoreFuture, WindowLimits, MAX_WINDOW,
+};
+
+/// Session TTLs above this many seconds get no native Redis expiry (Redis refuses expiry times
+/// that overflow its millisecond clock; 2^32 s is about 136 years).
+const MAX_NATIVE_TTL_SECS: i64 = 1 << 32;
+
+/// Shared by both scripts: parsing, exact integer comparison, writing.
+const LUA_PRELUDE: &str = r#"
+local MAX_WINDOW = 8
+
+-- Whether s is an integer in the canonical decimal form of Rust's i64 Display.
+local function is_int(s)
+  if s == '0' then return true end
+  return #s <= 20 and string.match(s, '^%-?[1-9]%d*$') ~= nil
+end
+
+-- Compares two canonical decimal integers exactly: -1, 0 or 1.
+local function cmp(a, b)
+  if a == b then return 0 end
+  local a_neg = string.byte(a, 1) == 45
+  local b_neg = string.byte(b, 1) == 45
+  if a_neg ~= b_neg then
+    if a_neg then return -1 end
+    return 1
+  end
+  local r = 1
+  if #a ~= #b then
+    if #a < #b then r = -1 end
+  else
+    for i = 1, #a do
+      local x, y = string.byte(a, i), string.byte(b, i)
+      if x ~= y then
+        if x < y then r = -1 end
+        break
+      end
+    end
+  end
+  if a_neg then return -r end
+  return r
+end
+
+-- Reads KEYS[1] as of now. Returns ok, revoked, iats; ok is false when the key holds something
+-- this crate did not write. An absent or expired entry reads as an empty, unrevoked window.
+local function load(now)
+  local raw = redis.pcall('GET', KEYS[1])
+  if raw == false then return true, false, {} end
+  if type(raw) ~= 'string' then return false end
+  local exp, rev, list = string.match(raw, '^([^|]*)|([01])|([^|]*)$')
+  if exp == nil or not is_int(exp) then return false end
+  local iats = {}
+  for v in string.gmatch(list, '[^,]+') do
+    if not is_int(v) or #iats >= MAX_WINDOW then return false end
+    if #iats > 0 and cmp(iats[#iats], v) >= 0 then return false end
+    iats[#iats + 1] = v
+  end
+  if table.concat(iats, ',') ~= list then return false end
+  if cmp(exp, now) <= 0 then return true, false, {} end
+  return true, rev == '1', iats
+end
+
+-- Writes the entry, with a native expiry of native_ttl seconds ('0': none).
+local function save(exp, revoked, iats, native_ttl)
+  local flag = '|0|'
+  if revoked then flag = '|1|' end
+  local value = exp .. flag .. table.concat(iats, ',')
+  if native_ttl == '0' then
+    redis.call('SET', KEYS[1], value)
+  else
+    redis.call('SET', KEYS[1], value, 'EX', native_ttl)
+  end
+end
+"#;
+
+/// `check_and_advance`. ARGV: iat, now, expires_at (now + ttl), window size, native TTL.
+/// Returns 0 accepted, 1 superseded, 2 revoked, -1 corrupt.
+const LUA_CHECK: &str = r#"
+local iat, now, exp, size, native_ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local ok, revoked, iats = load(now)
+if not ok then return -1 end
+if revoked then return 2 end
+local len = #iats
+if len >= size and cmp(iat, iats[len - size + 1]) < 0 then return 1 end
+local present = false
+for i = 1, len do
+  if iats[i] == iat then
+    present = true
+    break
+  end
+end
+if not present then
+  -- Insert in order, then keep the size newest.
+  local merged, placed = {}, false
+  for i = 1, len do
+    if not placed and cmp(iat, iats[i]) < 0 then
+      merged[#merged + 1] = iat
+      placed = true
+    end
+    merged[#merged + 1] = iats[i]
+  end
+  if not placed then merged[#merged + 1] = iat end
+  iats = {}
+  for i = math.max(#merged - size, 0) + 1, #merged do
+    iats[#iats + 1] = merged[i]
+  end
+end
+save(exp, false, iats, native_ttl)
+return 0
+"#;
+
+/// `revoke`. ARGV: now, expires_at (now + ttl), native TTL. Returns 0 done, -1 corrupt.
+const LUA_REVOKE: &str = r#"
+local ok, _, iats = load(ARGV[1])
+if not ok then return -1 end
+save(ARGV[2], true, iats, ARGV[3])
+return 0
+"#;
+
+struct Scripts {
+    check: Script,
+    revoke: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    check: Script::new(&format!("{LUA_PRELUDE}{LUA_CHECK}")),
+    revoke: Script::new(&format!("{LUA_PRELUDE}{LUA_REVOKE}")),
+});
+
+/// Session windows in Redis: shared by every server, one atomic Lua script per check.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tower_cognito::session::{RedisStore, SessionConfig};
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?.with_prefix("myapp:session:");
+/// let sessions = SessionConfig::new(Arc::new(store));
+/// # Ok(()) }
+/// ```
+///
+/// Each check is one `EVALSHA` of a Lua script, atomic in Redis, so concurrent requests of one
+/// session (from any number of servers) are applied one after another; should Redis forget the
+/// script (restart, `SCRIPT FLUSH`), it is loaded again on the `NOSCRIPT` answer. The connection
+/// reconnects by itself after a failure; requests made while Redis is unreachable fail with
+/// [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+///
+/// # Storage
+///
+/// One string per session, at `prefix + session key` (so it also works on Redis Cluster):
+/// `expires_at|revoked|iat1,iat2,...`, for example `1767225600|0|1764633500,1764637100`
+/// (`expires_at` in seconds since the Unix epoch, `revoked` `0` or `1`, the `iat` values kept,
+/// oldest first). The scripts compare these numbers as digit strings, so every `i64` is exact.
+/// Expiry is decided from `expires_at` and the `now` the verifier passes; Redis's own expiry
+/// (the session TTL from each write) only reclaims abandoned sessions. A key holding anything
+/// else is reported as [`StoreErrorKind::Corrupt`] and left untouched.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    /// `host:port` (or socket path) and database, for `Debug`: never the password.
+    server: Arc<str>,
+}
+
+impl RedisStore {
+    /// The key prefix used unless [`with_prefix`](Self::with_prefix) sets another.
+    pub const DEFAULT_PREFIX: &'static str = "tower-cognito:session:";
+
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
+    /// `redis+unix:///path`; `rediss://` once a TLS feature of the `redis` crate is enabled) and
+    /// loads the scripts.
+    ///
+    /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
+    /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
+    /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client =
+            Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+        let info = client.get_connection_info();
+        let server = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        // Load the scripts now: the first checks then need no NOSCRIPT round trip, and a server
+        // that refuses scripts is found at start-up rather than on the first request.
+        for script in [&SCRIPTS.check, &SCRIPTS.revoke] {
+            script.load_async(&mut conn).await.map_err(unavailable)?;
+        }
+        Ok(Self {
+            conn,
+            prefix: Arc::from(Self::DEFAULT_PREFIX),
+            server: Arc::from(server),
+        })
+    }
+
+    /// Stores the sessions under keys starting with `prefix` instead of
+    /// [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn redis_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn check_and_advance<'a>(
+        &'a self,
+        key: &'a str,
+        iat: i64,
+        now: i64,
+        limits: WindowLimits,
+    ) -> StoreFuture<'a, SessionVerdict> {
+        Box::pin(async move {
+            check_limits(limits)?;
+            let mut conn = self.conn.clone();
+            let answer: Value = SCRIPTS
+                .check
+                .key(self.redis_key(key))
+                .arg(iat.to_string())
+                .arg(now.to_string())
+                .arg(now.saturating_add(limits.ttl_secs).to_string())
+                .arg(limits.size.to_string())
+                .arg(native_ttl(limits.ttl_secs))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            match answer {
+                Value::Int(0) => Ok(SessionVerdict::Accepted),
+                Value::Int(1) => Ok(SessionVerdict::Superseded),
+                Value::Int(2) => Ok(SessionVerdict::Revoked),
+                other => Err(corrupt(&other)),
+            }
+        })
+    }
+
+    fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            check_limits(limits)?;
+            let mut conn = self.conn.clone();
+            let answer: Value = SCRIPTS
+                .revoke
+                .key(self.redis_key(key))
+                .arg(now.to_string())
+                .arg(now.saturating_add(limits.ttl_secs).to_string())
+                .arg(native_ttl(limits.ttl_secs))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            match answer {
+                Value::Int(0) => Ok(()),
+                other => Err(corrupt(&other)),
+            }
+        })
+    }
+
+    fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let answer: Value = redis::cmd("GET")
+                .arg(self.redis_key(key))
+                .query_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            let raw = match &answer {
+                Value::Nil => return Ok(None),
+                Value::BulkString(raw) => raw,
+                other => return Err(corrupt(other)),
+            };
+            let entry = parse_entry(raw).ok_or_else(|| {
+                StoreError::new(StoreErrorKind::Corrupt, "malformed session entry")
+            })?;
+            Ok((entry.expires_at > now).then_some(entry))
+        })
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.server)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The native expiry argument of the scripts: the TTL in seconds, or `0` for none.
+fn native_ttl(ttl_secs: i64) -> String {
+    if (1..=MAX_NATIVE_TTL_SECS).contains(&ttl_secs) {
+        ttl_secs.to_string()
+    } else {
+        "0".to_owned()
+    }
+}
+
+/// Maps a Redis failure to a store error.
+fn store_error(error: RedisError) -> StoreError {
+    let kind = match error.kind() {
+        ErrorKind::UnexpectedReturnType | ErrorKind::Parse => StoreErrorKind::Corrupt,
+        _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
+        _ if error.is_timeout() => StoreErrorKind::Timeout,
+        _ => StoreErrorKind::Unavailable,
+    };
+    StoreError::new(kind, error)
+}
+
+fn corrupt(answer: &Value) -> StoreError {
+    let what = match answer {
+        Value::Int(-1) => "malformed session entry".to_owned(),
+        other => format!("unexpected answer from the script: {other:?}"),
+    };
+    StoreError::new(StoreErrorKind::Corrupt, what)
+}
+
+/// Parses a stored value (`expires_at|revoked|iat,...`), with the same checks as the scripts.
+fn parse_entry(raw: &[u8]) -> Option<SessionEntry> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut parts = text.split('|');
+    let (expires, revoked, list) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let expires_at = parse_int(expires)?;
+    let revoked = match revoked {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    let mut iats: Vec<i64> = Vec::new();
+    if !list.is_empty() {
+        for value in list.split(',') {
+            let iat = parse_int(value)?;
+            if iats.len() >= MAX_WINDOW || iats.last().is_some_and(|&last| last >= iat) {
+                return None;
+            }
+            iats.push(iat);
+        }
+    }
+    Some(SessionEntry {
+        iats,
+        revoked,
+        expires_at,
+    })
+}
+
+/// An `i64` in canonical decimal form only (what the scripts can compare as digit strings).
+fn parse_int(s: &str) -> Option<i64> {
+    let value: i64 = s.parse().ok()?;
+    (value.to_string() == s).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_scripts_write() {
+        assert_eq!(
+            parse_entry(b"1700000100|0|100,200"),
+            Some(SessionEntry {
+                iats: vec![100, 200],
+                revoked: false,
+                expires_at: 1_700_000_100,
+            })
+        );
+        assert_eq!(
+            parse_entry(b"-5|1|"),
+            Some(SessionEntry {
+                iats: vec![],
+                revoked: true,
+                expires_at: -5,
+            })
+        );
+        let extremes = format!("{}|0|{},-1,0,{}", i64::MAX, i64::MIN, i64::MAX);
+        assert_eq!(
+            parse_entry(extremes.as_bytes()).unwrap().iats,
+            [i64::MIN, -1, 0, i64::MAX]
+        );
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        for raw in [
+            &b""[..],
+            b"100",
+            b"100|0",
+            b"100|2|",
+            b"100|0|1,,2",
+            b"100|0|2,1",
+            b"100|0|1,1",
+            b"100|0|1,",
+            b"+100|0|1",
+            b"0100|0|1",
+            b"-0|0|1",
+            b"100|0|1|",
+            b"100|0|1,2,3,4,5,6,7,8,9",
+            b"9223372036854775808|0|1",
+            b"\xff|0|1",
+        ] {
+            assert_eq!(parse_entry(raw), None, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn native_ttl_is_bounded() {
+        assert_eq!(native_ttl(60), "60");
+        assert_eq!(
+            native_ttl(MAX_NATIVE_TTL_SECS),
+            MAX_NATIVE_TTL_SECS.to_string()
+        );
+        assert_eq!(native_ttl(MAX_NATIVE_TTL_SECS + 1), "0");
+        assert_eq!(native_ttl(i64::MAX), "0");
+    }
+}

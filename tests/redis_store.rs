@@ -1,0 +1,949 @@
+#![cfg(feature = "redis")]
+//! `RedisStore` against a real Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//!
+//! Every test uses its own key prefix (process id, time, counter), so tests running in parallel,
+//! or in other processes, never share a key; keys are deleted at the end. Round trips are counted
+//! by a small TCP proxy in front of the real server that reads the commands the store sends.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::aio::MultiplexedConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use tower_cognito::session::{
+    MemoryStore, RedisStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind,
+    WindowLimits,
+};
+
+use SessionVerdict::{Accepted, Revoked, Superseded};
+
+// --- helpers ----------------------------------------------------------------------------------
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A prefix no other test (of this run, a parallel run or an earlier one) uses.
+fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "tower-cognito-test:{}-{nanos}-{}:{test}:",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Tests that flush the server's script cache, and tests that count round trips (which a flush
+/// would disturb), take this lock.
+static SCRIPT_CACHE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn plain() -> MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must be reachable at REDIS_URL (default redis://127.0.0.1:6379)")
+}
+
+async fn store(prefix: &str) -> RedisStore {
+    RedisStore::connect(&redis_url())
+        .await
+        .expect("Redis must be reachable at REDIS_URL (default redis://127.0.0.1:6379)")
+        .with_prefix(prefix)
+}
+
+async fn raw_get(key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut plain().await)
+        .await
+        .unwrap()
+}
+
+async fn raw_ttl(key: &str) -> i64 {
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut plain().await)
+        .await
+        .unwrap()
+}
+
+/// Deletes every key under `prefix`.
+async fn cleanup(prefix: &str) {
+    let mut conn = plain().await;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+const fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
+    WindowLimits { size, ttl_secs }
+}
+
+async fn check(
+    store: &RedisStore,
+    key: &str,
+    iat: i64,
+    now: i64,
+    l: WindowLimits,
+) -> SessionVerdict {
+    store.check_and_advance(key, iat, now, l).await.unwrap()
+}
+
+async fn iats(store: &impl SessionStore, key: &str, now: i64) -> Vec<i64> {
+    store.entry(key, now).await.unwrap().expect("entry").iats
+}
+
+// --- the reference model ----------------------------------------------------------------------
+
+/// The window rules, written out again from the specification.
+#[derive(Debug, Default)]
+struct Model {
+    entry: Option<SessionEntry>,
+}
+
+impl Model {
+    fn live(&self, now: i64) -> Option<SessionEntry> {
+        self.entry.clone().filter(|e| e.expires_at > now)
+    }
+
+    fn live_or_empty(&self, now: i64) -> SessionEntry {
+        self.live(now).unwrap_or(SessionEntry {
+            iats: Vec::new(),
+            revoked: false,
+            expires_at: 0,
+        })
+    }
+
+    fn check(&mut self, iat: i64, now: i64, l: WindowLimits) -> SessionVerdict {
+        let mut e = self.live_or_empty(now);
+        if e.revoked {
+            return Revoked;
+        }
+        let len = e.iats.len();
+        if len >= l.size && iat < e.iats[len - l.size] {
+            return Superseded;
+        }
+        if !e.iats.contains(&iat) {
+            e.iats.push(iat);
+            e.iats.sort_unstable();
+            let keep = (len + 1).min(l.size);
+            e.iats.drain(..len + 1 - keep);
+        }
+        e.expires_at = now.saturating_add(l.ttl_secs);
+        self.entry = Some(e);
+        Accepted
+    }
+
+    fn revoke(&mut self, now: i64, l: WindowLimits) {
+        let mut e = self.live_or_empty(now);
+        e.revoked = true;
+        e.expires_at = now.saturating_add(l.ttl_secs);
+        self.entry = Some(e);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Check {
+        iat: i64,
+        now: i64,
+        limits: WindowLimits,
+    },
+    Revoke {
+        now: i64,
+        limits: WindowLimits,
+    },
+}
+
+/// Applies `ops` to one session of the Redis store, a `MemoryStore` and the model; after every
+/// step the verdicts and the entries (as of that step's `now`) must agree.
+async fn assert_same_as_model(redis: &RedisStore, key: &str, ops: &[Op]) {
+    let memory = MemoryStore::new(1000);
+    let mut model = Model::default();
+    for (step, &op) in ops.iter().enumerate() {
+        let now = match op {
+            Op::Check { iat, now, limits } => {
+                let expected = model.check(iat, now, limits);
+                let got = redis
+                    .check_and_advance(key, iat, now, limits)
+                    .await
+                    .unwrap();
+                let mem = memory
+                    .check_and_advance(key, iat, now, limits)
+                    .await
+                    .unwrap();
+                assert_eq!(got, expected, "step {step}: {op:?} (model {model:?})");
+                assert_eq!(mem, expected, "step {step}: {op:?} (memory store)");
+                now
+            }
+            Op::Revoke { now, limits } => {
+                model.revoke(now, limits);
+                redis.revoke(key, now, limits).await.unwrap();
+                memory.revoke(key, now, limits).await.unwrap();
+                now
+            }
+        };
+        let expected = model.live(now);
+        assert_eq!(
+            redis.entry(key, now).await.unwrap(),
+            expected,
+            "entry after step {step}: {op:?}"
+        );
+        assert_eq!(
+            memory.entry(key, now).await.unwrap(),
+            expected,
+            "memory entry, step {step}"
+        );
+    }
+}
+
+/// xorshift64*: deterministic pseudo-random numbers for the model tests.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+// --- a counting proxy -------------------------------------------------------------------------
+
+/// A TCP proxy in front of the real Redis that records the name of every command a client sends,
+/// and can cut every connection (and refuse new ones) to play a Redis outage.
+struct Proxy {
+    url: String,
+    commands: Arc<Mutex<Vec<String>>>,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let mut url = url::Url::parse(&redis_url()).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            url.host_str()
+                .expect("REDIS_URL must be a TCP address for the proxy tests"),
+            url.port().unwrap_or(6379)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(addr.port())).unwrap();
+        let proxy = Self {
+            url: url.to_string(),
+            commands: Arc::default(),
+            up: Arc::new(AtomicBool::new(true)),
+            links: Arc::default(),
+        };
+        let (commands, up, links) = (
+            proxy.commands.clone(),
+            proxy.up.clone(),
+            proxy.links.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, mut client_write) = client.into_split();
+                let (mut server_read, server_write) = server.into_split();
+                let requests = tokio::spawn(forward_requests(
+                    client_read,
+                    server_write,
+                    commands.clone(),
+                ));
+                let replies = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut links = links.lock().unwrap();
+                links.push(requests.abort_handle());
+                links.push(replies.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    /// The commands sent since the last call.
+    fn take_commands(&self) -> Vec<String> {
+        std::mem::take(&mut *self.commands.lock().unwrap())
+    }
+
+    /// Down: cut every connection and refuse new ones. Up: accept again.
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for link in self.links.lock().unwrap().drain(..) {
+                link.abort();
+            }
+        }
+    }
+}
+
+async fn forward_requests(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    commands: Arc<Mutex<Vec<String>>>,
+) {
+    let mut pending = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some((used, name)) = parse_command(&pending) {
+            commands.lock().unwrap().push(name);
+            pending.drain(..used);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One complete RESP command (an array of bulk strings) at the start of `buf`: its length in
+/// bytes and its name; `None` until it is complete.
+fn parse_command(buf: &[u8]) -> Option<(usize, String)> {
+    fn header(buf: &[u8], at: usize, tag: u8) -> Option<(usize, usize)> {
+        assert_eq!(*buf.get(at)?, tag, "unexpected RESP from the client");
+        let rest = &buf[at + 1..];
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let n = std::str::from_utf8(&rest[..end]).unwrap().parse().unwrap();
+        Some((n, at + 1 + end + 2))
+    }
+    let (count, mut at) = header(buf, 0, b'*')?;
+    let mut name = String::new();
+    for i in 0..count {
+        let (len, start) = header(buf, at, b'$')?;
+        if buf.len() < start + len + 2 {
+            return None;
+        }
+        if i == 0 {
+            name = String::from_utf8_lossy(&buf[start..start + len]).to_ascii_uppercase();
+        }
+        at = start + len + 2;
+    }
+    Some((at, name))
+}
+
+// --- the rules (window.rs's unit tests, through Redis) ----------------------------------------
+
+const L2: WindowLimits = limits(2, 100);
+
+#[tokio::test]
+async fn keeps_current_and_previous() {
+    let prefix = unique_prefix("current-previous");
+    let s = store(&prefix).await;
+    let mut verdicts = Vec::new();
+    for iat in [100, 200, 100, 300, 100, 200, 300] {
+        verdicts.push(check(&s, "k", iat, 0, L2).await);
+    }
+    assert_eq!(
+        verdicts,
+        [Accepted, Accepted, Accepted, Accepted, Superseded, Accepted, Accepted]
+    );
+    assert_eq!(
+        s.entry("k", 0).await.unwrap(),
+        Some(SessionEntry {
+            iats: vec![200, 300],
+            revoked: false,
+            expires_at: 100,
+        })
+    );
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_late_older_token_enters_a_window_that_is_not_full() {
+    let prefix = unique_prefix("late-older");
+    let s = store(&prefix).await;
+    assert_eq!(check(&s, "k", 200, 0, L2).await, Accepted);
+    assert_eq!(check(&s, "k", 100, 0, L2).await, Accepted);
+    assert_eq!(iats(&s, "k", 0).await, [100, 200]);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn revoked_until_the_ttl_ends() {
+    let prefix = unique_prefix("revoked");
+    let s = store(&prefix).await;
+    assert_eq!(check(&s, "k", 1, 0, L2).await, Accepted);
+    s.revoke("k", 0, L2).await.unwrap();
+    // Revocation keeps the window, and changes nothing when checked.
+    let revoked = SessionEntry {
+        iats: vec![1],
+        revoked: true,
+        expires_at: 100,
+    };
+    assert_eq!(s.entry("k", 0).await.unwrap(), Some(revoked.clone()));
+    assert_eq!(check(&s, "k", 5, 50, L2).await, Revoked);
+    assert_eq!(check(&s, "k", 1, 99, L2).await, Revoked);
+    assert_eq!(s.entry("k", 99).await.unwrap(), Some(revoked));
+    // After the TTL the entry is as if never seen.
+    assert_eq!(s.entry("k", 100).await.unwrap(), None);
+    assert_eq!(check(&s, "k", 5, 100, L2).await, Accepted);
+    assert_eq!(
+        s.entry("k", 100).await.unwrap(),
+        Some(SessionEntry {
+            iats: vec![5],
+            revoked: false,
+            expires_at: 200,
+        })
+    );
+    // Revoking an unknown session records it, with an empty window.
+    s.revoke("other", 7, L2).await.unwrap();
+    assert_eq!(check(&s, "other", 1, 8, L2).await, Revoked);
+    assert_eq!(
+        s.entry("other", 8).await.unwrap(),
+        Some(SessionEntry {
+            iats: vec![],
+            revoked: true,
+            expires_at: 107,
+        })
+    );
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn expiry_follows_now_and_each_acceptance_extends_it() {
+    let prefix = unique_prefix("expiry");
+    let s = store(&prefix).await;
+    let l = limits(2, 10);
+    assert_eq!(check(&s, "k", 100, 1000, l).await, Accepted);
+    assert_eq!(check(&s, "k", 200, 1005, l).await, Accepted);
+    // Superseded changes nothing, not even the expiry.
+    assert_eq!(check(&s, "k", 50, 1014, l).await, Superseded);
+    assert_eq!(s.entry("k", 1014).await.unwrap().unwrap().expires_at, 1015);
+    assert_eq!(s.entry("k", 1015).await.unwrap(), None);
+    // Expired: an old token starts a new window.
+    assert_eq!(check(&s, "k", 50, 1015, l).await, Accepted);
+    assert_eq!(iats(&s, "k", 1015).await, [50]);
+    // A repeated iat extends the life of the entry.
+    assert_eq!(check(&s, "k", 50, 1020, l).await, Accepted);
+    assert_eq!(s.entry("k", 1020).await.unwrap().unwrap().expires_at, 1030);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn larger_windows_keep_the_newest() {
+    let prefix = unique_prefix("larger");
+    let s = store(&prefix).await;
+    let l = limits(3, 10);
+    let mut verdicts = Vec::new();
+    for iat in [5, 1, 9, 7, 3] {
+        verdicts.push(check(&s, "k", iat, 0, l).await);
+    }
+    assert_eq!(
+        verdicts,
+        [Accepted, Accepted, Accepted, Accepted, Superseded]
+    );
+    assert_eq!(iats(&s, "k", 0).await, [5, 7, 9]);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn window_sizes_1_to_8_agree_with_the_model() {
+    let prefix = unique_prefix("model");
+    let s = store(&prefix).await;
+    for size in 1..=8 {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size as u64);
+        let l = limits(size, 1000);
+        let mut now = 1_700_000_000;
+        let mut ops = Vec::new();
+        for _ in 0..250 {
+            now += match rng.below(20) {
+                0 => 1000, // the entry expires
+                1..=4 => rng.below(300) as i64,
+                _ => 0,
+            };
+            ops.push(if rng.below(30) == 0 {
+                Op::Revoke { now, limits: l }
+            } else {
+                Op::Check {
+                    iat: now - 500 + rng.below(3 * size as u64 + 3) as i64,
+                    now,
+                    limits: l,
+                }
+            });
+        }
+        assert_same_as_model(&s, &format!("size-{size}"), &ops).await;
+    }
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_window_size_changed_between_calls_gives_the_same_answers() {
+    let prefix = unique_prefix("size-change");
+    let s = store(&prefix).await;
+    let mut rng = Rng(42);
+    let ops: Vec<Op> = (0..300)
+        .map(|i| Op::Check {
+            iat: rng.below(16) as i64,
+            now: i / 50,
+            limits: limits(1 + rng.below(8) as usize, 100),
+        })
+        .collect();
+    assert_same_as_model(&s, "k", &ops).await;
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn integers_are_exact_over_the_whole_i64_range() {
+    let prefix = unique_prefix("exact");
+    let s = store(&prefix).await;
+    // 2^53 and 2^53 + 1 are the same double: compared as Lua numbers they would be equal.
+    let big = 1_i64 << 53;
+    let l1 = limits(1, 100);
+    assert_eq!(check(&s, "doubles", big + 1, 0, l1).await, Accepted);
+    assert_eq!(check(&s, "doubles", big, 0, l1).await, Superseded);
+    let l2 = limits(2, 100);
+    assert_eq!(check(&s, "doubles2", big + 1, 0, l2).await, Accepted);
+    assert_eq!(check(&s, "doubles2", big, 0, l2).await, Accepted);
+    assert_eq!(iats(&s, "doubles2", 0).await, [big, big + 1]);
+
+    let l = limits(8, 100);
+    let ops: Vec<Op> = [
+        i64::MAX,
+        i64::MIN,
+        -1,
+        0,
+        1,
+        -10,
+        -9,
+        i64::MAX - 1,
+        i64::MIN + 1,
+        -big - 1,
+        -big,
+        9,
+        10,
+        99,
+        100,
+    ]
+    .iter()
+    .map(|&iat| Op::Check {
+        iat,
+        now: 0,
+        limits: l,
+    })
+    .collect();
+    assert_same_as_model(&s, "extremes", &ops).await;
+
+    // Negative and enormous clocks; an expiry that saturates at i64::MAX.
+    let ops = [
+        Op::Check {
+            iat: 5,
+            now: -1000,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 4,
+            now: -901,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 3,
+            now: -900,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 3,
+            now: i64::MAX - 10,
+            limits: l2,
+        },
+        Op::Revoke {
+            now: i64::MAX - 5,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 3,
+            now: i64::MAX - 1,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 3,
+            now: i64::MAX,
+            limits: l2,
+        },
+        Op::Check {
+            iat: 1,
+            now: i64::MAX,
+            limits: limits(2, i64::MAX),
+        },
+        Op::Check {
+            iat: 2,
+            now: i64::MIN,
+            limits: limits(2, i64::MAX),
+        },
+    ];
+    assert_same_as_model(&s, "clocks", &ops).await;
+    cleanup(&prefix).await;
+}
+
+// --- storage ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_prefix_is_applied_and_the_format_is_documented() {
+    let prefix = unique_prefix("prefix");
+    let s = store(&prefix).await;
+    assert_eq!(s.prefix(), prefix);
+    assert_eq!(check(&s, "o:abc", 200, 1000, limits(2, 60)).await, Accepted);
+    assert_eq!(check(&s, "o:abc", 100, 1000, limits(2, 60)).await, Accepted);
+    let key = format!("{prefix}o:abc");
+    assert_eq!(raw_get(&key).await.as_deref(), Some("1060|0|100,200"));
+    assert_eq!(raw_get("o:abc").await, None);
+    // Redis reclaims the entry by itself, a TTL after the write.
+    let ttl = raw_ttl(&key).await;
+    assert!((1..=60).contains(&ttl), "native TTL {ttl}");
+    s.revoke("o:abc", 1001, limits(2, 60)).await.unwrap();
+    assert_eq!(raw_get(&key).await.as_deref(), Some("1061|1|100,200"));
+
+    // The default prefix.
+    let default = RedisStore::connect(&redis_url()).await.unwrap();
+    assert_eq!(default.prefix(), "tower-cognito:session:");
+    assert_eq!(RedisStore::DEFAULT_PREFIX, "tower-cognito:session:");
+    let session = unique_prefix("default-prefix");
+    assert_eq!(check(&default, &session, 1, 0, L2).await, Accepted);
+    let key = format!("tower-cognito:session:{session}");
+    assert_eq!(raw_get(&key).await.as_deref(), Some("100|0|1"));
+    cleanup(&key).await;
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_very_long_ttl_gets_no_native_expiry() {
+    let prefix = unique_prefix("long-ttl");
+    let s = store(&prefix).await;
+    assert_eq!(check(&s, "k", 1, 10, limits(2, i64::MAX)).await, Accepted);
+    assert_eq!(raw_ttl(&format!("{prefix}k")).await, -1);
+    assert_eq!(
+        s.entry("k", 10).await.unwrap().unwrap().expires_at,
+        i64::MAX
+    );
+    // A later, shorter TTL sets one again.
+    assert_eq!(check(&s, "k", 1, 10, limits(2, 30)).await, Accepted);
+    assert!((1..=30).contains(&raw_ttl(&format!("{prefix}k")).await));
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn data_this_crate_did_not_write_is_corrupt_and_left_alone() {
+    let prefix = unique_prefix("corrupt");
+    let s = store(&prefix).await;
+    let mut conn = plain().await;
+    for (i, value) in [
+        "garbage",
+        "100|0|2,1",
+        "100|0|1,,2",
+        "100|2|1",
+        "0100|0|1",
+        "100|0|1|",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("k{i}");
+        let () = redis::cmd("SET")
+            .arg(format!("{prefix}{key}"))
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let err = s.check_and_advance(&key, 1, 0, L2).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{value}: {err}");
+        let err = s.revoke(&key, 0, L2).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{value}: {err}");
+        let err = s.entry(&key, 0).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{value}: {err}");
+        assert_eq!(
+            raw_get(&format!("{prefix}{key}")).await.as_deref(),
+            Some(value)
+        );
+    }
+    // A key of another type.
+    let () = redis::cmd("RPUSH")
+        .arg(format!("{prefix}list"))
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for err in [
+        s.check_and_advance("list", 1, 0, L2).await.unwrap_err(),
+        s.revoke("list", 0, L2).await.unwrap_err(),
+        s.entry("list", 0).await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
+    }
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn invalid_limits_are_refused_before_any_call() {
+    let prefix = unique_prefix("limits");
+    let s = store(&prefix).await;
+    for l in [limits(0, 10), limits(9, 10), limits(2, 0), limits(2, -1)] {
+        let err = s.check_and_advance("k", 1, 0, l).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+        let err = s.revoke("k", 0, l).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+    }
+    assert_eq!(raw_get(&format!("{prefix}k")).await, None);
+}
+
+// --- sharing, restarts, concurrency -----------------------------------------------------------
+
+#[tokio::test]
+async fn a_new_store_sees_the_window_written_before_a_restart() {
+    let prefix = unique_prefix("restart");
+    let first = store(&prefix).await;
+    assert_eq!(check(&first, "k", 100, 0, L2).await, Accepted);
+    assert_eq!(check(&first, "k", 200, 0, L2).await, Accepted);
+    first.revoke("r", 0, L2).await.unwrap();
+    drop(first);
+
+    let second = store(&prefix).await;
+    assert_eq!(iats(&second, "k", 0).await, [100, 200]);
+    assert_eq!(check(&second, "k", 50, 1, L2).await, Superseded);
+    assert_eq!(check(&second, "k", 300, 1, L2).await, Accepted);
+    assert_eq!(iats(&second, "k", 1).await, [200, 300]);
+    assert_eq!(check(&second, "r", 1, 1, L2).await, Revoked);
+    // A store with another prefix sees nothing of them.
+    let other = store(&unique_prefix("restart-other")).await;
+    assert_eq!(other.entry("k", 1).await.unwrap(), None);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_from_two_servers_are_applied_one_after_another() {
+    let prefix = unique_prefix("concurrent");
+    let stores = [store(&prefix).await, store(&prefix).await];
+    let l = limits(2, 100);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let s = stores[i % 2].clone();
+            let iat = if i % 2 == 0 { 1000 } else { 1001 };
+            tokio::spawn(async move { s.check_and_advance("k", iat, 0, l).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Accepted);
+    }
+    assert_eq!(iats(&stores[0], "k", 0).await, [1000, 1001]);
+
+    // Eight distinct iats at once into a window of eight: a lost update would lose one.
+    let l = limits(8, 100);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let s = stores[i % 2].clone();
+            let iat = 2000 + (i as i64 * 5) % 8;
+            tokio::spawn(async move { s.check_and_advance("k8", iat, 0, l).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Accepted);
+    }
+    assert_eq!(
+        iats(&stores[1], "k8", 0).await,
+        (2000..2008).collect::<Vec<_>>()
+    );
+    cleanup(&prefix).await;
+}
+
+// --- round trips and the script cache ---------------------------------------------------------
+
+#[tokio::test]
+async fn a_check_still_works_after_script_flush() {
+    let _guard = SCRIPT_CACHE.lock().await;
+    let prefix = unique_prefix("flush");
+    let s = store(&prefix).await;
+    assert_eq!(check(&s, "k", 100, 0, L2).await, Accepted);
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut plain().await)
+        .await
+        .unwrap();
+    assert_eq!(check(&s, "k", 200, 0, L2).await, Accepted);
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut plain().await)
+        .await
+        .unwrap();
+    s.revoke("k", 0, L2).await.unwrap();
+    assert_eq!(check(&s, "k", 200, 0, L2).await, Revoked);
+    assert_eq!(
+        s.entry("k", 0).await.unwrap(),
+        Some(SessionEntry {
+            iats: vec![100, 200],
+            revoked: true,
+            expires_at: 100,
+        })
+    );
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn one_round_trip_per_call() {
+    let _guard = SCRIPT_CACHE.lock().await;
+    let proxy = Proxy::start().await;
+    let prefix = unique_prefix("round-trips");
+    let s = RedisStore::connect(&proxy.url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix);
+    // Connecting loads both scripts.
+    let at_connect = proxy.take_commands();
+    assert_eq!(
+        at_connect.iter().filter(|c| *c == "SCRIPT").count(),
+        2,
+        "{at_connect:?}"
+    );
+
+    for i in 0..20 {
+        assert_eq!(
+            check(&s, "k", 100 + i % 3, 0, limits(3, 60)).await,
+            Accepted
+        );
+    }
+    assert_eq!(proxy.take_commands(), vec!["EVALSHA"; 20]);
+    s.revoke("k", 0, limits(3, 60)).await.unwrap();
+    assert_eq!(proxy.take_commands(), ["EVALSHA"]);
+    assert_eq!(iats(&s, "k", 0).await, [100, 101, 102]);
+    assert_eq!(proxy.take_commands(), ["GET"]);
+
+    // After SCRIPT FLUSH: NOSCRIPT, then the script is loaded and run again.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut plain().await)
+        .await
+        .unwrap();
+    assert_eq!(check(&s, "j", 1, 0, L2).await, Accepted);
+    assert_eq!(proxy.take_commands(), ["EVALSHA", "SCRIPT", "EVALSHA"]);
+    assert_eq!(check(&s, "j", 2, 0, L2).await, Accepted);
+    assert_eq!(proxy.take_commands(), ["EVALSHA"]);
+    cleanup(&prefix).await;
+}
+
+// --- failures ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_unavailable() {
+    let started = Instant::now();
+    let err = RedisStore::connect("redis://127.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    for url in [
+        "",
+        "not a url",
+        "http://127.0.0.1:6379",
+        "redis://127.0.0.1:6379/notadb",
+    ] {
+        let err = RedisStore::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_store_reconnects_by_itself_after_an_outage() {
+    let proxy = Proxy::start().await;
+    let prefix = unique_prefix("outage");
+    let s = RedisStore::connect(&proxy.url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix);
+    assert_eq!(check(&s, "k", 100, 0, L2).await, Accepted);
+
+    proxy.set_up(false);
+    for _ in 0..3 {
+        let err = s.check_and_advance("k", 200, 0, L2).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    }
+
+    proxy.set_up(true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let verdict = loop {
+        match s.check_and_advance("k", 200, 0, L2).await {
+            Ok(verdict) => break verdict,
+            Err(err) if Instant::now() < deadline => {
+                assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("no reconnection after 10 s: {err}"),
+        }
+    };
+    assert_eq!(verdict, Accepted);
+    assert_eq!(iats(&s, "k", 0).await, [100, 200]);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn debug_shows_no_password() {
+    let mut url = url::Url::parse(&redis_url()).unwrap();
+    if url.password().is_none() {
+        // A server without a password accepts any password for the `default` user.
+        url.set_username("default").unwrap();
+        url.set_password(Some("canary-s3cret")).unwrap();
+    }
+    let password = url.password().unwrap().to_owned();
+    let Ok(s) = RedisStore::connect(url.as_str()).await else {
+        eprintln!("skipped: the server refused the test password");
+        return;
+    };
+    let s = s.with_prefix("dbg:");
+    let debug = format!("{s:?}");
+    assert!(!debug.contains(&password), "{debug}");
+    assert!(
+        debug.contains("RedisStore") && debug.contains("dbg:"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn the_store_is_shareable() {
+    fn assert_shareable<T: SessionStore + Clone + Send + Sync + 'static>() {}
+    assert_shareable::<RedisStore>();
+}
