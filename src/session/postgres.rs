@@ -1,0 +1,483 @@
+//! [`PostgresStore`]: session windows in a PostgreSQL table, one atomic statement per check.
+//!
+//! # Schema
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS tower_cognito_sessions (
+//!     key        text    PRIMARY KEY,
+//!     iats       bigint[] NOT NULL,  -- distinct iat values kept, oldest first
+//!     revoked    boolean NOT NULL,
+//!     expires_at bigint  NOT NULL    -- seconds since the epoch; <= now counts as absent
+//! );
+//! CREATE INDEX IF NOT EXISTS tower_cognito_sessions_expires_at_idx
+//!     ON tower_cognito_sessions (expires_at);
+//! ```
+//!
+//! # The check
+//!
+//! Each check is a single `INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING` statement
+//! (`CHECK_SQL`). A new key is inserted with the window `[iat]`; for an existing key
+//! PostgreSQL locks the row (its latest committed version, also when two first checks of one new
+//! key race: the loser of the insert takes the `DO UPDATE` path on the winner's row) and the
+//! `SET` computes the next state from it with the rules of `window.rs`. When the check is refused
+//! (revoked or superseded) the row is written back unchanged, so that `RETURNING` always yields
+//! the row as the check left it; the verdict is then read off that row, because applying a
+//! check to its own result gives the same verdict (see `verdict_of`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::tokio_postgres::config::Host;
+use deadpool_postgres::tokio_postgres::types::Type;
+use deadpool_postgres::tokio_postgres::{Config as PgConfig, NoTls, Row};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+
+use super::{
+    check_limits, SessionEntry, SessionStore, SessionVerdict, StoreError, StoreErrorKind,
+    StoreFuture, WindowLimits, MAX_WINDOW,
+};
+
+/// The table used unless [`PostgresStore::with_table`] names another.
+const DEFAULT_TABLE: &str = "tower_cognito_sessions";
+
+/// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`).
+const MAX_IDENT: usize = 63;
+
+/// Appended to the table name to name the index on `expires_at`.
+const INDEX_SUFFIX: &str = "_expires_at_idx";
+
+/// How long creating one connection (or waiting for a free one) may take.
+const POOL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `CREATE TABLE`, then `CREATE INDEX` (run as one simple query).
+const SCHEMA_SQL: &str = "\
+CREATE TABLE IF NOT EXISTS {table} (
+    key text PRIMARY KEY,
+    iats bigint[] NOT NULL,
+    revoked boolean NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);";
+
+/// The atomic check-and-advance.
+///
+/// `$1` key, `$2` iat, `$3` the new expiry (`now + ttl`, saturating), `$4` now, `$5` the window
+/// size. In the `SET`, `t` is the locked existing row; `w` is its live window (empty when
+/// expired), `r` whether it is live and revoked, and `rejected` whether this check is refused
+/// (revoked, or a full window whose oldest kept value is newer than `iat`): then the row is kept
+/// as it is. Otherwise `iat` enters the window if absent (keeping the `$5` newest values, in
+/// ascending order) and the expiry becomes `$3`.
+const CHECK_SQL: &str = "\
+INSERT INTO {table} AS t (key, iats, revoked, expires_at)
+VALUES ($1, ARRAY[$2]::bigint[], false, $3)
+ON CONFLICT (key) DO UPDATE SET (iats, revoked, expires_at) = (
+    SELECT CASE
+               WHEN s.rejected THEN t.iats
+               WHEN $2 = ANY (s.w) THEN s.w
+               ELSE ARRAY(
+                   SELECT k.v FROM (
+                       SELECT u.v FROM unnest(s.w || $2) AS u(v) ORDER BY u.v DESC LIMIT $5
+                   ) AS k
+                   ORDER BY k.v)
+           END,
+           CASE WHEN s.rejected THEN t.revoked ELSE false END,
+           CASE WHEN s.rejected THEN t.expires_at ELSE $3 END
+    FROM (
+        SELECT l.w,
+               l.r OR (cardinality(l.w) >= $5
+                       AND $2 < l.w[array_lower(l.w, 1) + cardinality(l.w) - $5]) AS rejected
+        FROM (
+            SELECT CASE WHEN t.expires_at > $4 THEN t.iats ELSE '{}'::bigint[] END AS w,
+                   t.expires_at > $4 AND t.revoked AS r
+        ) AS l
+    ) AS s
+)
+RETURNING iats, revoked, expires_at";
+
+const CHECK_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8, Type::INT4];
+
+/// Revocation: keep the live window (or none), mark revoked, expire at `$2` (`now + ttl`).
+/// `$3` is now.
+const REVOKE_SQL: &str = "\
+INSERT INTO {table} AS t (key, iats, revoked, expires_at)
+VALUES ($1, '{}'::bigint[], true, $2)
+ON CONFLICT (key) DO UPDATE SET
+    iats = CASE WHEN t.expires_at > $3 THEN t.iats ELSE '{}'::bigint[] END,
+    revoked = true,
+    expires_at = $2";
+
+const REVOKE_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT8];
+
+/// The live entry of `$1` at `$2`.
+const ENTRY_SQL: &str =
+    "SELECT iats, revoked, expires_at FROM {table} WHERE key = $1 AND expires_at > $2";
+
+const ENTRY_TYPES: &[Type] = &[Type::TEXT, Type::INT8];
+
+/// Removes the entries expired at `$1`.
+const CLEANUP_SQL: &str = "DELETE FROM {table} WHERE expires_at <= $1";
+
+const CLEANUP_TYPES: &[Type] = &[Type::INT8];
+
+/// Session windows in a PostgreSQL table, shared by every server using the same table and kept
+/// across restarts.
+///
+/// Each check is one atomic `INSERT ... ON CONFLICT DO UPDATE` statement on the session's row,
+/// run through a connection pool (deadpool-postgres, without TLS). Create the table once with
+/// [`create_schema`](Self::create_schema) (or with your migrations, using the SQL shown there),
+/// and remove expired rows now and then with [`cleanup_expired`](Self::cleanup_expired):
+/// expired rows are ignored, but PostgreSQL does not delete them by itself.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tower_cognito::session::StoreError> {
+/// use std::sync::Arc;
+/// use tower_cognito::session::{PostgresStore, SessionConfig};
+///
+/// let store = PostgresStore::connect("postgres://app@db.internal/app")
+///     .await?
+///     .with_table("auth.cognito_sessions")?;
+/// store.create_schema().await?;
+/// let sessions = SessionConfig::new(Arc::new(store));
+/// # Ok(()) }
+/// ```
+///
+/// Cloning is cheap: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<Statements>,
+    /// Where the pool connects, for `Debug`: never includes the password.
+    target: Arc<str>,
+}
+
+/// The statements, with the table name filled in.
+struct Statements {
+    table: String,
+    schema: String,
+    check: String,
+    revoke: String,
+    entry: String,
+    cleanup: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Result<Self, StoreError> {
+        let parts = parse_table(table)?;
+        let quoted = parts
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(".");
+        let index = format!("\"{}{INDEX_SUFFIX}\"", parts[parts.len() - 1]);
+        let fill = |sql: &str| sql.replace("{table}", &quoted);
+        Ok(Self {
+            table: table.to_owned(),
+            schema: fill(SCHEMA_SQL).replace("{index}", &index),
+            check: fill(CHECK_SQL),
+            revoke: fill(REVOKE_SQL),
+            entry: fill(ENTRY_SQL),
+            cleanup: fill(CLEANUP_SQL),
+        })
+    }
+}
+
+/// Splits `table` into its schema (optional) and table name, accepting only plain identifiers:
+/// ASCII letters, digits and `_`, not starting with a digit; at most 63 bytes for the schema and
+/// 48 for the table (so that the index name fits PostgreSQL's 63).
+fn parse_table(table: &str) -> Result<Vec<&str>, StoreError> {
+    let parts: Vec<&str> = table.split('.').collect();
+    let valid = |part: &str, max: usize| {
+        !part.is_empty()
+            && part.len() <= max
+            && !part.starts_with(|c: char| c.is_ascii_digit())
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let ok = match parts.as_slice() {
+        [name] => valid(name, MAX_IDENT - INDEX_SUFFIX.len()),
+        [schema, name] => valid(schema, MAX_IDENT) && valid(name, MAX_IDENT - INDEX_SUFFIX.len()),
+        _ => false,
+    };
+    if ok {
+        Ok(parts)
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            format!(
+                "invalid table name {table:?}: expected `name` or `schema.name` made of ASCII \
+                 letters, digits and `_`, not starting with a digit (name at most 48 bytes, \
+                 schema at most 63)"
+            ),
+        ))
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the PostgreSQL server at `url` (a `postgres://` URL or a `key=value`
+    /// connection string, as understood by tokio-postgres), using the table
+    /// `tower_cognito_sessions`.
+    ///
+    /// Connections are made without TLS, through a pool; one connection is opened right away to
+    /// check that the server answers. A malformed `url` is an error of kind
+    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached (or
+    /// refuses the login) one of kind [`Unavailable`](StoreErrorKind::Unavailable). Unless the
+    /// connection string sets `connect_timeout`, connecting gives up after 10 seconds.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config = PgConfig::from_str(url)
+            .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_TIMEOUT);
+        }
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(POOL_TIMEOUT))
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(unavailable)?;
+        let store = Self {
+            pool,
+            sql: Arc::new(Statements::new(DEFAULT_TABLE)?),
+            target: target.into(),
+        };
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// Uses the table `table` instead of `tower_cognito_sessions`: a plain identifier, optionally
+    /// qualified by a schema (`schema.name`), made of ASCII letters, digits and `_` and not
+    /// starting with a digit; the name at most 48 bytes, the schema at most 63. The name is
+    /// quoted in the SQL, so it is used exactly as given (case included). Anything else is an
+    /// error of kind [`InvalidInput`](StoreErrorKind::InvalidInput).
+    pub fn with_table(mut self, table: &str) -> Result<Self, StoreError> {
+        self.sql = Arc::new(Statements::new(table)?);
+        Ok(self)
+    }
+
+    /// The table this store uses, as given.
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    /// Creates the table and its index on `expires_at` if they do not exist yet:
+    ///
+    /// ```sql
+    /// CREATE TABLE IF NOT EXISTS {table} (
+    ///     key text PRIMARY KEY,
+    ///     iats bigint[] NOT NULL,
+    ///     revoked boolean NOT NULL,
+    ///     expires_at bigint NOT NULL
+    /// );
+    /// CREATE INDEX IF NOT EXISTS {table}_expires_at_idx ON {table} (expires_at);
+    /// ```
+    ///
+    /// Safe to run at every start (the schema of the table must already exist). An existing
+    /// table is left as it is, even if its columns differ.
+    pub async fn create_schema(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(&self.sql.schema)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Deletes the entries expired at `now` (seconds since the epoch: those with
+    /// `expires_at <= now`, which already count as absent) and returns how many were deleted.
+    ///
+    /// Expired rows are never read as live, so this only reclaims space: run it periodically
+    /// (for example hourly) from one server, with the verifier's clock.
+    pub async fn cleanup_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_typed_cached(&self.sql.cleanup, CLEANUP_TYPES)
+            .await
+            .map_err(unavailable)?;
+        client
+            .execute(&statement, &[&now])
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    async fn check(
+        &self,
+        key: &str,
+        iat: i64,
+        now: i64,
+        limits: WindowLimits,
+    ) -> Result<SessionVerdict, StoreError> {
+        check_limits(limits)?;
+        // `check_limits` bounds the size to 1..=MAX_WINDOW.
+        let size = limits.size as i32;
+        let expires_at = now.saturating_add(limits.ttl_secs);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_typed_cached(&self.sql.check, CHECK_TYPES)
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_one(&statement, &[&key, &iat, &expires_at, &now, &size])
+            .await
+            .map_err(unavailable)?;
+        let entry = read_entry(&row)?;
+        verdict_of(&entry, iat, limits.size)
+    }
+
+    async fn revoke_key(
+        &self,
+        key: &str,
+        now: i64,
+        limits: WindowLimits,
+    ) -> Result<(), StoreError> {
+        check_limits(limits)?;
+        let expires_at = now.saturating_add(limits.ttl_secs);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_typed_cached(&self.sql.revoke, REVOKE_TYPES)
+            .await
+            .map_err(unavailable)?;
+        client
+            .execute(&statement, &[&key, &expires_at, &now])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn read(&self, key: &str, now: i64) -> Result<Option<SessionEntry>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_typed_cached(&self.sql.entry, ENTRY_TYPES)
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_opt(&statement, &[&key, &now])
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(read_entry).transpose()
+    }
+}
+
+impl SessionStore for PostgresStore {
+    fn check_and_advance<'a>(
+        &'a self,
+        key: &'a str,
+        iat: i64,
+        now: i64,
+        limits: WindowLimits,
+    ) -> StoreFuture<'a, SessionVerdict> {
+        Box::pin(self.check(key, iat, now, limits))
+    }
+
+    fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()> {
+        Box::pin(self.revoke_key(key, now, limits))
+    }
+
+    fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
+        Box::pin(self.read(key, now))
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .field("table", &self.sql.table)
+            .field("connections", &status.size)
+            .field("max_connections", &status.max_size)
+            .finish()
+    }
+}
+
+/// `user@host:port/dbname`, without the password.
+fn describe(config: &PgConfig) -> String {
+    let hosts = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or_else(|| config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts,
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, e)
+}
+
+fn corrupt(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, e)
+}
+
+/// Reads `iats, revoked, expires_at`, refusing what this crate never writes: NULL or
+/// multi-dimensional arrays, windows that are not strictly ascending or longer than
+/// [`MAX_WINDOW`].
+fn read_entry(row: &Row) -> Result<SessionEntry, StoreError> {
+    let iats: Vec<i64> = row.try_get(0).map_err(corrupt)?;
+    let revoked: bool = row.try_get(1).map_err(corrupt)?;
+    let expires_at: i64 = row.try_get(2).map_err(corrupt)?;
+    if iats.len() > MAX_WINDOW || iats.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(corrupt(format!(
+            "session window {iats:?} is not a strictly ascending list of at most {MAX_WINDOW} values"
+        )));
+    }
+    Ok(SessionEntry {
+        iats,
+        revoked,
+        expires_at,
+    })
+}
+
+/// The verdict of a check, read off the row the check left.
+///
+/// A refused check leaves the row as it was, and the rule (revoked, or a full window whose
+/// oldest kept value is newer than `iat`) holds of that row. An accepted check leaves a live,
+/// unrevoked row whose window holds `iat`, and either the window did not change (so the rule
+/// still does not hold) or `iat` entered it among the `size` newest values (so it is not older
+/// than the oldest one kept). Hence applying the rule to the row gives the verdict. The row is
+/// live in every case, so its expiry need not be looked at.
+fn verdict_of(row: &SessionEntry, iat: i64, size: usize) -> Result<SessionVerdict, StoreError> {
+    let len = row.iats.len();
+    if row.revoked {
+        Ok(SessionVerdict::Revoked)
+    } else if len >= size && iat < row.iats[len - size] {
+        Ok(SessionVerdict::Superseded)
+    } else if row.iats.binary_search(&iat).is_ok() {
+        Ok(SessionVerdict::Accepted)
+    } else {
+        Err(corrupt(format!(
+            "an accepted iat {iat} is missing from the session window {:?}",
+            row.iats
+        )))
+    }
+}
