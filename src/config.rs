@@ -41,6 +41,13 @@ pub enum ConfigError {
     InvalidUserPoolId(String),
     /// The region is not an AWS region name such as `eu-west-1`.
     InvalidRegion(String),
+    /// The region given does not match the one in the user pool id.
+    RegionMismatch {
+        /// The region in the pool id.
+        pool: String,
+        /// The region given.
+        given: String,
+    },
     /// No client id was given; use [`ClientIds::unchecked`] to skip the client check on purpose.
     NoClientIds,
     /// A client id is empty or holds characters Cognito never uses.
@@ -77,6 +84,10 @@ impl fmt::Display for ConfigError {
             Self::InvalidRegion(r) => {
                 write!(f, "invalid AWS region {r:?}: expected a name such as eu-west-1")
             }
+            Self::RegionMismatch { pool, given } => write!(
+                f,
+                "region {given:?} does not match the user pool id's region {pool:?}"
+            ),
             Self::NoClientIds => f.write_str(
                 "no app client id given: name the allowed client ids, or call ClientIds::unchecked() to skip the check on purpose",
             ),
@@ -140,7 +151,10 @@ impl UserPool {
         }
         let pool = Self::parse(id)?;
         if pool.region != region {
-            return Err(ConfigError::InvalidRegion(region.to_owned()));
+            return Err(ConfigError::RegionMismatch {
+                pool: pool.region,
+                given: region.to_owned(),
+            });
         }
         Ok(pool)
     }
@@ -716,7 +730,14 @@ mod tests {
         assert!(UserPool::with_region("eu-west-1_abc", "eu-west-1").is_ok());
         assert_eq!(
             UserPool::with_region("eu-west-1_abc", "us-east-1"),
-            Err(ConfigError::InvalidRegion("us-east-1".into()))
+            Err(ConfigError::RegionMismatch {
+                pool: "eu-west-1".into(),
+                given: "us-east-1".into()
+            })
+        );
+        assert_eq!(
+            UserPool::with_region("eu-west-1_abc", "nowhere"),
+            Err(ConfigError::InvalidRegion("nowhere".into()))
         );
     }
 

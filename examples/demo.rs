@@ -1,0 +1,942 @@
+//! The whole story in one process, with no AWS account: `cargo run --example demo`.
+//!
+//! It starts
+//!
+//! - a local Cognito-compatible issuer: two RSA-2048 keys generated at start (one `kid` for
+//!   access tokens, another for id tokens, as Cognito does), a JWKS endpoint on `127.0.0.1`
+//!   that counts how often it is fetched, and RS256 token minting;
+//! - an axum API protected by [`CognitoAuthLayer`], with the session window on
+//!   ([`MemoryStore`]): `GET /me`, `POST /logout` (revokes the session), `GET /orders`
+//!   (requires the scope `orders/read`) and `GET /admin` (requires the group `admins`);
+//!
+//! then plays scenarios against the API over real HTTP (valid tokens, forgeries, the two-tab
+//! refresh race, sign-out) and prints one row per request. It exits 0 only when every answer is
+//! the expected one, so it doubles as a smoke test.
+//!
+//! `RUST_LOG=tower_cognito=debug cargo run --example demo` also shows the crate's own logs.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower_cognito::session::{MemoryStore, SessionConfig};
+use tower_cognito::{
+    ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verified, Verifier,
+};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+const POOL_ID: &str = "eu-west-1_DemoPool1";
+const CLIENT_ID: &str = "4p1d8k3k9q2e5s7t0u6v1w3x4y";
+const SUB: &str = "7d8ca528-4931-4254-9273-ea5ee853f271";
+/// The constant start of every challenge, left out of the table.
+const CHALLENGE_PREFIX: &str = "Bearer realm=\"cognito\"";
+
+// ---------------------------------------------------------------------------------------------
+// A local Cognito-compatible issuer
+// ---------------------------------------------------------------------------------------------
+
+/// An RSA-2048 signing key and its `kid`.
+struct SigningKey {
+    kid: String,
+    pair: KeyPair,
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> Result<Self, BoxError> {
+        let pair = KeyPair::generate(KeySize::Rsa2048)?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            pair,
+        })
+    }
+
+    /// The public key as a JWK, as Cognito publishes it.
+    fn jwk(&self) -> Value {
+        let public = PublicKeyComponents::<Vec<u8>>::from(self.pair.public_key());
+        json!({
+            "alg": "RS256",
+            "e": b64(&public.e),
+            "kid": self.kid,
+            "kty": "RSA",
+            "n": b64(&public.n),
+            "use": "sig",
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .expect("RSA signing");
+        signature
+    }
+}
+
+/// What a Cognito user pool does for this demo: publish keys and sign tokens.
+struct Issuer {
+    /// `iss` of every token.
+    iss: String,
+    jwks_url: String,
+    /// The JWKS document served at `jwks_url`.
+    jwks: String,
+    access_key: SigningKey,
+    id_key: SigningKey,
+    /// Requests received at the JWKS endpoint.
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Issuer {
+    async fn start() -> Result<Self, BoxError> {
+        // Key generation takes a moment: both keys at once, off the async threads.
+        let access = tokio::task::spawn_blocking(|| SigningKey::generate("demo-access-key-1"));
+        let id = tokio::task::spawn_blocking(|| SigningKey::generate("demo-id-key-1"));
+        let (access_key, id_key) = (access.await??, id.await??);
+        let jwks = json!({ "keys": [access_key.jwk(), id_key.jwk()] }).to_string();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let path = format!("/{POOL_ID}/.well-known/jwks.json");
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&fetches);
+        let body = jwks.clone();
+        let app = Router::new().route(
+            &path,
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                ([(CONTENT_TYPE, "application/json")], body)
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        Ok(Self {
+            iss: format!("http://{addr}/{POOL_ID}"),
+            jwks_url: format!("http://{addr}{path}"),
+            jwks,
+            access_key,
+            id_key,
+            fetches,
+        })
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// `b64(header).b64(claims).b64(RS256 signature)`, signed with `key` whatever the header says.
+    fn sign(&self, key: &SigningKey, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let signature = key.sign(input.as_bytes());
+        format!("{input}.{}", b64(signature))
+    }
+
+    fn access_token(&self, claims: &Value) -> String {
+        let header = json!({ "kid": self.access_key.kid, "alg": "RS256" });
+        self.sign(&self.access_key, &header, claims)
+    }
+
+    fn id_token(&self, claims: &Value) -> String {
+        let header = json!({ "kid": self.id_key.kid, "alg": "RS256" });
+        self.sign(&self.id_key, &header, claims)
+    }
+
+    /// The claims of a Cognito access token of the sign-in `origin_jti`, issued at `iat`.
+    fn access_claims(&self, origin_jti: &str, iat: i64) -> Value {
+        json!({
+            "sub": SUB,
+            "iss": self.iss,
+            "client_id": CLIENT_ID,
+            "origin_jti": origin_jti,
+            "event_id": unique_id(),
+            "token_use": "access",
+            "scope": "aws.cognito.signin.user.admin",
+            "auth_time": iat,
+            "iat": iat,
+            "exp": iat + 3600,
+            "jti": unique_id(),
+            "username": "alice",
+            "version": 2,
+        })
+    }
+
+    /// The claims of a Cognito id token of the sign-in `origin_jti`, issued at `iat`.
+    fn id_claims(&self, origin_jti: &str, iat: i64) -> Value {
+        json!({
+            "sub": SUB,
+            "iss": self.iss,
+            "aud": CLIENT_ID,
+            "origin_jti": origin_jti,
+            "event_id": unique_id(),
+            "token_use": "id",
+            "cognito:username": "alice",
+            "email": "alice@example.com",
+            "email_verified": true,
+            "auth_time": iat,
+            "iat": iat,
+            "exp": iat + 3600,
+            "jti": unique_id(),
+        })
+    }
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A fresh uuid-like id.
+fn unique_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "00000000-0000-4000-8000-{:012x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API under test
+// ---------------------------------------------------------------------------------------------
+
+async fn me(claims: Verified) -> Json<Value> {
+    Json(json!({
+        "sub": claims.sub,
+        "username": claims.username,
+        "issued_at": claims.issued_at(),
+    }))
+}
+
+async fn orders(claims: Verified) -> String {
+    format!("the orders of {}", claims.username)
+}
+
+async fn admin(claims: Verified) -> String {
+    format!("welcome to the admin area, {}", claims.username)
+}
+
+/// Sign-out: revoke the session, so that none of its tokens works any more.
+async fn logout(State(verifier): State<Verifier>, claims: Verified) -> StatusCode {
+    let Some(key) = claims.session_key() else {
+        return StatusCode::INTERNAL_SERVER_ERROR; // the session window is off
+    };
+    match verifier.revoke_session(key).await {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(error) => error.status(),
+    }
+}
+
+/// Starts the API on `127.0.0.1:0`; returns its base URL.
+async fn start_api(issuer: &Issuer) -> Result<String, BoxError> {
+    // One store for every route: a revoked session is revoked everywhere.
+    let sessions = SessionConfig::new(Arc::new(MemoryStore::new(10_000)));
+    let config = || -> Result<CognitoConfig, BoxError> {
+        Ok(CognitoConfig::new(
+            UserPool::parse(POOL_ID)?,
+            TokenUse::Access,
+            ClientIds::one(CLIENT_ID),
+        )
+        // The local issuer stands in for Cognito, as an emulator would.
+        .issuer_override(&issuer.iss)
+        .jwks_url(&issuer.jwks_url)
+        .allow_http_on_loopback(true)
+        // Warm start from the pool's current keys: no fetch until a `kid` is unknown.
+        .jwks_document(&issuer.jwks)
+        .session_window(sessions.clone()))
+    };
+    let verifier: Verifier = Verifier::new(config()?)?;
+    let orders_verifier: Verifier = Verifier::new(config()?.require_scopes(["orders/read"]))?;
+    let admin_verifier: Verifier = Verifier::new(config()?.require_any_group(["admins"]))?;
+
+    // `route_layer`: unknown paths stay 404 instead of becoming 401.
+    let app = Router::new()
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .route_layer(CognitoAuthLayer::new(verifier.clone()))
+        .with_state(verifier)
+        .merge(
+            Router::new()
+                .route("/orders", get(orders))
+                .route_layer(CognitoAuthLayer::new(orders_verifier)),
+        )
+        .merge(
+            Router::new()
+                .route("/admin", get(admin))
+                .route_layer(CognitoAuthLayer::new(admin_verifier)),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+/// What a scenario must get back.
+struct Expect {
+    status: u16,
+    /// The exact `WWW-Authenticate` value, or `None` for no header.
+    challenge: Option<String>,
+    /// How many JWKS fetches the request may cause.
+    fetches: usize,
+}
+
+impl Expect {
+    fn status(status: u16) -> Self {
+        Self {
+            status,
+            challenge: None,
+            fetches: 0,
+        }
+    }
+
+    fn ok() -> Self {
+        Self::status(200)
+    }
+
+    fn challenge(status: u16, rest: &str) -> Self {
+        Self {
+            status,
+            challenge: Some(format!("{CHALLENGE_PREFIX}{rest}")),
+            fetches: 0,
+        }
+    }
+
+    /// 401 `invalid_token` with this description.
+    fn invalid_token(description: &str) -> Self {
+        Self::challenge(
+            401,
+            &format!(", error=\"invalid_token\", error_description=\"{description}\""),
+        )
+    }
+
+    /// 403 `insufficient_scope` with this description (and `scope`, if given).
+    fn forbidden(description: &str, scope: Option<&str>) -> Self {
+        let mut rest =
+            format!(", error=\"insufficient_scope\", error_description=\"{description}\"");
+        if let Some(scope) = scope {
+            let _ = write!(rest, ", scope=\"{scope}\"");
+        }
+        Self::challenge(403, &rest)
+    }
+
+    fn fetching(mut self, fetches: usize) -> Self {
+        self.fetches = fetches;
+        self
+    }
+}
+
+struct Row {
+    scenario: String,
+    request: String,
+    status: String,
+    fetches: String,
+    challenge: String,
+    pass: bool,
+    expected: String,
+}
+
+struct Demo<'a> {
+    issuer: &'a Issuer,
+    base: String,
+    http: reqwest::Client,
+    rows: Vec<Row>,
+}
+
+impl Demo<'_> {
+    /// Sends one request and records whether the answer is the expected one.
+    async fn check(
+        &mut self,
+        scenario: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        token_note: &str,
+        expect: Expect,
+    ) {
+        let fetches_before = self.issuer.fetches();
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let request_text = if token_note.is_empty() {
+            format!("{method} {path}")
+        } else {
+            format!("{method} {path}  {token_note}")
+        };
+        let (status, challenge) = match request.send().await {
+            Ok(response) => (
+                Some(response.status().as_u16()),
+                response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            ),
+            Err(error) => {
+                eprintln!("request failed: {error}");
+                (None, None)
+            }
+        };
+        let fetched = self.issuer.fetches() - fetches_before;
+        let pass = status == Some(expect.status)
+            && challenge == expect.challenge
+            && fetched == expect.fetches;
+        self.rows.push(Row {
+            scenario: scenario.to_owned(),
+            request: request_text,
+            status: status.map_or("error".into(), |s| s.to_string()),
+            fetches: format!("+{fetched}"),
+            challenge: short_challenge(challenge.as_deref()),
+            pass,
+            expected: format!(
+                "{} +{} {}",
+                expect.status,
+                expect.fetches,
+                short_challenge(expect.challenge.as_deref())
+            ),
+        });
+    }
+
+    fn print(&self) -> bool {
+        let headers = [
+            "#",
+            "scenario",
+            "request",
+            "status",
+            "jwks",
+            "WWW-Authenticate",
+            "verdict",
+        ];
+        let cells: Vec<[String; 7]> = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                [
+                    (i + 1).to_string(),
+                    r.scenario.clone(),
+                    r.request.clone(),
+                    r.status.clone(),
+                    r.fetches.clone(),
+                    r.challenge.clone(),
+                    if r.pass { "PASS" } else { "FAIL" }.to_owned(),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(|h| h.chars().count());
+        for row in &cells {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    out.push_str(" | ");
+                }
+                let _ = write!(out, "{cell:<w$}");
+            }
+            println!("{}", out.trim_end());
+        };
+        line(&headers.map(String::from));
+        println!(
+            "{}",
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("-|-")
+        );
+        for row in &cells {
+            line(row);
+        }
+        let failures: Vec<(usize, &Row)> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.pass)
+            .collect();
+        println!();
+        for (i, row) in &failures {
+            println!(
+                "FAIL #{}: {}: expected {}",
+                i + 1,
+                row.scenario,
+                row.expected
+            );
+        }
+        failures.is_empty()
+    }
+}
+
+/// The challenge without its constant `Bearer realm="cognito"` start; `-` for none.
+fn short_challenge(challenge: Option<&str>) -> String {
+    match challenge {
+        None => "-".into(),
+        Some(c) if c == CHALLENGE_PREFIX => c.into(),
+        Some(c) => c
+            .strip_prefix(CHALLENGE_PREFIX)
+            .and_then(|rest| rest.strip_prefix(", "))
+            .unwrap_or(c)
+            .into(),
+    }
+}
+
+/// Changes one bit of the signature.
+fn tamper_signature(token: &str) -> String {
+    let (input, signature) = token.rsplit_once('.').expect("three parts");
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+    signature[0] ^= 0x01;
+    format!("{input}.{}", b64(signature))
+}
+
+/// Rewrites the payload (adding the user to `admins`), keeping the original signature.
+fn tamper_payload(token: &str) -> String {
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (parts.next(), parts.next(), parts.next());
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload.expect("payload"))
+        .expect("base64url");
+    let mut claims: Value = serde_json::from_slice(&payload).expect("JSON claims");
+    claims["cognito:groups"] = json!(["admins"]);
+    format!(
+        "{}.{}.{}",
+        header.expect("header"),
+        b64(claims.to_string()),
+        signature.expect("signature")
+    )
+}
+
+async fn play(demo: &mut Demo<'_>) {
+    let issuer = demo.issuer;
+    let t = now();
+    let get = Method::GET;
+
+    // --- One valid token, then forgeries and mistakes --------------------------------------
+    let session = unique_id();
+    let valid = issuer.access_token(&issuer.access_claims(&session, t - 60));
+    demo.check(
+        "no token",
+        get.clone(),
+        "/me",
+        None,
+        "",
+        Expect::challenge(401, ""),
+    )
+    .await;
+    demo.check(
+        "valid access token",
+        get.clone(),
+        "/me",
+        Some(&valid),
+        "",
+        Expect::ok(),
+    )
+    .await;
+    demo.check(
+        "unknown path stays 404 (route_layer)",
+        get.clone(),
+        "/nowhere",
+        None,
+        "",
+        Expect::status(404),
+    )
+    .await;
+
+    let mut claims = issuer.access_claims(&unique_id(), t - 7200);
+    claims["exp"] = json!(t - 60);
+    demo.check(
+        "expired token",
+        get.clone(),
+        "/me",
+        Some(&issuer.access_token(&claims)),
+        "exp=now-60s",
+        Expect::invalid_token("The token has expired"),
+    )
+    .await;
+
+    let mut claims = issuer.access_claims(&unique_id(), t - 60);
+    claims["client_id"] = json!("someothercl1ent");
+    demo.check(
+        "another app client's token",
+        get.clone(),
+        "/me",
+        Some(&issuer.access_token(&claims)),
+        "client_id=someothercl1ent",
+        Expect::invalid_token("The token client is not accepted"),
+    )
+    .await;
+
+    let mut claims = issuer.access_claims(&unique_id(), t - 60);
+    claims["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OtherPool");
+    demo.check(
+        "another pool's issuer",
+        get.clone(),
+        "/me",
+        Some(&issuer.access_token(&claims)),
+        "iss=.../eu-west-1_OtherPool",
+        Expect::invalid_token("The token issuer is not accepted"),
+    )
+    .await;
+
+    let id_token = issuer.id_token(&issuer.id_claims(&unique_id(), t - 60));
+    demo.check(
+        "id token where an access token is required",
+        get.clone(),
+        "/me",
+        Some(&id_token),
+        "token_use=id",
+        Expect::invalid_token("The token use is not accepted"),
+    )
+    .await;
+
+    demo.check(
+        "tampered signature (one bit)",
+        get.clone(),
+        "/me",
+        Some(&tamper_signature(&valid)),
+        "",
+        Expect::invalid_token("The token signature is invalid"),
+    )
+    .await;
+    demo.check(
+        "tampered payload (adds group admins)",
+        get.clone(),
+        "/admin",
+        Some(&tamper_payload(&valid)),
+        "",
+        Expect::invalid_token("The token signature is invalid"),
+    )
+    .await;
+
+    let claims = issuer.access_claims(&unique_id(), t - 60);
+    let payload = b64(claims.to_string());
+    let unsigned = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
+    demo.check(
+        "alg none, no signature",
+        get.clone(),
+        "/me",
+        Some(&unsigned),
+        "",
+        Expect::invalid_token("The token is malformed"),
+    )
+    .await;
+    let signature = issuer
+        .access_token(&claims)
+        .rsplit('.')
+        .next()
+        .map(str::to_owned);
+    let none_header = json!({ "kid": issuer.access_key.kid, "alg": "none" });
+    let alg_none = format!(
+        "{}.{payload}.{}",
+        b64(none_header.to_string()),
+        signature.unwrap_or_default()
+    );
+    demo.check(
+        "alg none, signature kept",
+        get.clone(),
+        "/me",
+        Some(&alg_none),
+        "",
+        Expect::invalid_token("The token algorithm is not supported"),
+    )
+    .await;
+    // Key confusion: HS256 keyed with the public RSA key, which anyone can download.
+    let hs_header = json!({ "kid": issuer.access_key.kid, "alg": "HS256" });
+    let hs_input = format!("{}.{payload}", b64(hs_header.to_string()));
+    let hs_key = hmac::Key::new(
+        hmac::HMAC_SHA256,
+        issuer.access_key.pair.public_key().as_ref(),
+    );
+    let hs256 = format!(
+        "{hs_input}.{}",
+        b64(hmac::sign(&hs_key, hs_input.as_bytes()))
+    );
+    demo.check(
+        "alg HS256 keyed with the public key",
+        get.clone(),
+        "/me",
+        Some(&hs256),
+        "",
+        Expect::invalid_token("The token algorithm is not supported"),
+    )
+    .await;
+
+    // --- Unknown kid: one JWKS fetch, then the cooldown --------------------------------------
+    let mut header = json!({ "kid": "never-published-1", "alg": "RS256" });
+    let claims = issuer.access_claims(&unique_id(), t - 60);
+    let unknown = issuer.sign(&issuer.access_key, &header, &claims);
+    demo.check(
+        "unknown kid: exactly one JWKS fetch",
+        get.clone(),
+        "/me",
+        Some(&unknown),
+        "kid=never-published-1",
+        Expect::invalid_token("The token signing key is unknown").fetching(1),
+    )
+    .await;
+    header["kid"] = json!("never-published-2");
+    let unknown = issuer.sign(&issuer.access_key, &header, &claims);
+    demo.check(
+        "2nd unknown kid within cooldown: no fetch",
+        get.clone(),
+        "/me",
+        Some(&unknown),
+        "kid=never-published-2",
+        Expect::invalid_token("The token signing key is unknown"),
+    )
+    .await;
+
+    // --- Scopes and groups: 403 ------------------------------------------------------------
+    demo.check(
+        "missing scope orders/read",
+        get.clone(),
+        "/orders",
+        Some(&valid),
+        "",
+        Expect::forbidden("The token lacks a required scope", Some("orders/read")),
+    )
+    .await;
+    let mut claims = issuer.access_claims(&unique_id(), t - 60);
+    claims["scope"] = json!("openid orders/read");
+    demo.check(
+        "scope orders/read granted",
+        get.clone(),
+        "/orders",
+        Some(&issuer.access_token(&claims)),
+        "scope=openid orders/read",
+        Expect::ok(),
+    )
+    .await;
+    demo.check(
+        "not in group admins",
+        get.clone(),
+        "/admin",
+        Some(&valid),
+        "",
+        Expect::forbidden("The user is not in a required group", None),
+    )
+    .await;
+    let mut claims = issuer.access_claims(&unique_id(), t - 60);
+    claims["cognito:groups"] = json!(["admins"]);
+    demo.check(
+        "in group admins",
+        get.clone(),
+        "/admin",
+        Some(&issuer.access_token(&claims)),
+        "cognito:groups=[admins]",
+        Expect::ok(),
+    )
+    .await;
+
+    // --- The two-tab refresh race (one sign-in, one origin_jti) ------------------------------
+    // T = now-40s; every refresh is 10 s after the previous one (explicit iat, no sleeping).
+    let session = unique_id();
+    let at = |step: i64| issuer.access_token(&issuer.access_claims(&session, t - 40 + 10 * step));
+    let (sign_in, tab_a, tab_b, tab_b2, tab_a2) = (at(0), at(1), at(2), at(3), at(4));
+    let race = [
+        ("race: sign-in", &sign_in, "iat T", Expect::ok()),
+        (
+            "race: tab A refreshed",
+            &tab_a,
+            "tab A, iat T+1",
+            Expect::ok(),
+        ),
+        (
+            "race: tab B refreshed at once",
+            &tab_b,
+            "tab B, iat T+2",
+            Expect::ok(),
+        ),
+        (
+            "race: tab A goes on",
+            &tab_a,
+            "tab A, iat T+1",
+            Expect::ok(),
+        ),
+        (
+            "race: tab B goes on",
+            &tab_b,
+            "tab B, iat T+2",
+            Expect::ok(),
+        ),
+        ("race: tab A again", &tab_a, "tab A, iat T+1", Expect::ok()),
+        (
+            "race: tab B refreshes again",
+            &tab_b2,
+            "tab B, iat T+3",
+            Expect::ok(),
+        ),
+        (
+            "race: tab A's chain is superseded",
+            &tab_a,
+            "tab A, iat T+1",
+            Expect::invalid_token(
+                "The token belongs to a superseded session; refresh the tokens and retry",
+            ),
+        ),
+        (
+            "race: tab A refreshes and retries",
+            &tab_a2,
+            "tab A, iat T+4",
+            Expect::ok(),
+        ),
+    ];
+    for (scenario, token, note, expect) in race {
+        demo.check(scenario, get.clone(), "/me", Some(token), note, expect)
+            .await;
+    }
+
+    // --- Sign-out revokes the session --------------------------------------------------------
+    let session = unique_id();
+    let signed_in = |iat: i64| {
+        let mut claims = issuer.access_claims(&session, iat);
+        claims["scope"] = json!("openid orders/read");
+        issuer.access_token(&claims)
+    };
+    let (before, refreshed) = (signed_in(t - 20), signed_in(t - 10));
+    let other_device = issuer.access_token(&issuer.access_claims(&unique_id(), t - 10));
+    demo.check(
+        "session: signed in",
+        get.clone(),
+        "/me",
+        Some(&before),
+        "session S",
+        Expect::ok(),
+    )
+    .await;
+    demo.check(
+        "session: sign-out revokes it",
+        Method::POST,
+        "/logout",
+        Some(&before),
+        "session S",
+        Expect::status(204),
+    )
+    .await;
+    demo.check(
+        "session: same token after sign-out",
+        get.clone(),
+        "/me",
+        Some(&before),
+        "session S",
+        Expect::invalid_token("The session has been revoked"),
+    )
+    .await;
+    demo.check(
+        "session: a later refresh of it",
+        get.clone(),
+        "/me",
+        Some(&refreshed),
+        "session S, newer iat",
+        Expect::invalid_token("The session has been revoked"),
+    )
+    .await;
+    demo.check(
+        "session: revoked on every route",
+        get.clone(),
+        "/orders",
+        Some(&before),
+        "session S",
+        Expect::invalid_token("The session has been revoked"),
+    )
+    .await;
+    demo.check(
+        "session: the user's other sign-in",
+        get,
+        "/me",
+        Some(&other_device),
+        "session S2",
+        Expect::ok(),
+    )
+    .await;
+}
+
+async fn run() -> Result<bool, BoxError> {
+    let started = Instant::now();
+    println!("tower-cognito demo: everything below runs in this process, no AWS account needed.");
+    println!();
+    let issuer = Issuer::start().await?;
+    let base = start_api(&issuer).await?;
+    println!(
+        "  issuer  {}  (local stand-in for Cognito pool {POOL_ID})",
+        issuer.iss
+    );
+    println!(
+        "          JWKS at {} with kids {} (access) and {} (id), RSA-2048",
+        issuer.jwks_url, issuer.access_key.kid, issuer.id_key.kid
+    );
+    println!("  API     {base}  CognitoAuthLayer, access tokens of client {CLIENT_ID},");
+    println!("          session window on (MemoryStore, 2 iat values per sign-in)");
+    println!("          /me and POST /logout; /orders needs scope orders/read; /admin needs group admins");
+    println!();
+    println!("  status and WWW-Authenticate are the API's real answers; jwks = fetches the request caused");
+    println!("  at the JWKS endpoint; challenges are shown without their constant `{CHALLENGE_PREFIX}, `.");
+    println!("  Race rows: one sign-in (one origin_jti), T = now-40s, each refresh 10 s later.");
+    println!();
+
+    let mut demo = Demo {
+        issuer: &issuer,
+        base,
+        http: reqwest::Client::builder().build()?,
+        rows: Vec::new(),
+    };
+    play(&mut demo).await;
+    let all_pass = demo.print();
+    let passed = demo.rows.iter().filter(|r| r.pass).count();
+    println!(
+        "{passed}/{} scenarios as expected; {} JWKS fetch(es) in all; {:.1} s.",
+        demo.rows.len(),
+        issuer.fetches(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(all_pass)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("demo: could not start: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

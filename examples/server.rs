@@ -1,0 +1,612 @@
+//! A small API protected by tower-cognito, for a real user pool: `cargo run --example server`.
+//!
+//! Configured entirely by environment variables:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `COGNITO_USER_POOL_ID` | (required) | the pool, such as `eu-west-1_AbCdEf123` |
+//! | `COGNITO_CLIENT_IDS` | (required) | the accepted app client ids, comma-separated |
+//! | `COGNITO_TOKEN_USE` | `access` | which tokens to accept: `access`, `id` or `any` |
+//! | `COGNITO_REGION` | from the pool id | the pool's region; must match the pool id |
+//! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local) |
+//! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators |
+//! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
+//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`) |
+//! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
+//! | `RUST_LOG` | `info` | log filter |
+//!
+//! Routes: `GET /health` (no auth), `GET /me` (the verified claims as JSON), `GET /admin`
+//! (members of the group `admins` only); unknown paths are 404. A missing or invalid variable
+//! stops the server at start with one line naming it, and exit code 2 (exit code 1 when a session
+//! store cannot be reached or the address cannot be bound). Every request is logged on one line,
+//! with the reason of a refusal.
+//!
+//! ```sh
+//! COGNITO_USER_POOL_ID=eu-west-1_AbCdEf123 COGNITO_CLIENT_IDS=4p1d8k3k9q2e5s7t0u6v1w3x4y \
+//!     cargo run --example server
+//! curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3000/me
+//!
+//! # A shared session window across servers:
+//! SESSION_STORE=redis://127.0.0.1:6379 ... cargo run --example server --features redis
+//! ```
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
+use tower_cognito::{
+    AccessClaims, AnyClaims, AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, ConfigError,
+    IdClaims, TokenUse, UserPool, Verified, Verifier,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Why the server could not start: one line naming the variable, and the exit code.
+struct StartError {
+    variable: &'static str,
+    message: String,
+    /// 2 for a missing or invalid variable, 1 for anything else (such as a store that is down).
+    code: u8,
+}
+
+impl StartError {
+    fn invalid(variable: &'static str, message: impl fmt::Display) -> Self {
+        Self {
+            variable,
+            message: message.to_string(),
+            code: 2,
+        }
+    }
+
+    fn failed(variable: &'static str, message: impl fmt::Display) -> Self {
+        Self {
+            variable,
+            message: message.to_string(),
+            code: 1,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+enum StoreSetting {
+    None,
+    Memory,
+    Redis(String),
+    Postgres(String),
+}
+
+struct Settings {
+    pool: UserPool,
+    client_ids: Vec<String>,
+    token_use: TokenUse,
+    jwks_url: Option<String>,
+    issuer: Option<String>,
+    allow_http: bool,
+    store: StoreSetting,
+    listen: SocketAddr,
+}
+
+/// The variable's value, trimmed; `None` when unset or empty.
+fn var(name: &'static str) -> Result<Option<String>, StartError> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(StartError::invalid(name, "not valid UTF-8")),
+    }
+}
+
+fn required(name: &'static str, what: &str) -> Result<String, StartError> {
+    var(name)?.ok_or_else(|| StartError::invalid(name, format!("required: {what}")))
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, StartError> {
+        let pool_id = required(
+            "COGNITO_USER_POOL_ID",
+            "the user pool id, such as eu-west-1_AbCdEf123",
+        )?;
+        let pool = UserPool::parse(&pool_id)
+            .map_err(|e| StartError::invalid("COGNITO_USER_POOL_ID", e))?;
+        if let Some(region) = var("COGNITO_REGION")? {
+            UserPool::with_region(&pool_id, &region)
+                .map_err(|e| StartError::invalid("COGNITO_REGION", e))?;
+        }
+
+        let client_ids: Vec<String> = required(
+            "COGNITO_CLIENT_IDS",
+            "the accepted app client ids, comma-separated",
+        )?
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+        if client_ids.is_empty() {
+            return Err(StartError::invalid(
+                "COGNITO_CLIENT_IDS",
+                "no client id in the list",
+            ));
+        }
+
+        let token_use = match var("COGNITO_TOKEN_USE")?.as_deref() {
+            None | Some("access") => TokenUse::Access,
+            Some("id") => TokenUse::Id,
+            Some("any") => TokenUse::Any,
+            Some(other) => {
+                return Err(StartError::invalid(
+                    "COGNITO_TOKEN_USE",
+                    format!("{other:?}: expected access, id or any"),
+                ))
+            }
+        };
+
+        let allow_http = match var("COGNITO_ALLOW_HTTP")?.as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(StartError::invalid(
+                    "COGNITO_ALLOW_HTTP",
+                    format!("{other:?}: expected 1 or 0"),
+                ))
+            }
+        };
+        let jwks_url = var("COGNITO_JWKS_URL")?;
+        let issuer = var("COGNITO_ISSUER")?;
+        if let Some(issuer) = &issuer {
+            check_issuer(issuer, allow_http)?;
+        }
+
+        let store = match var("SESSION_STORE")? {
+            None => StoreSetting::None,
+            Some(s) if s == "none" => StoreSetting::None,
+            Some(s) if s == "memory" => StoreSetting::Memory,
+            Some(s) if has_scheme(&s, &["redis", "rediss", "redis+unix"]) => StoreSetting::Redis(s),
+            Some(s) if has_scheme(&s, &["postgres", "postgresql"]) => StoreSetting::Postgres(s),
+            Some(s) => {
+                return Err(StartError::invalid(
+                    "SESSION_STORE",
+                    format!(
+                        "{:?}: expected none, memory, a redis:// URL or a postgres:// URL",
+                        redact(&s)
+                    ),
+                ))
+            }
+        };
+
+        let listen = var("LISTEN_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen = listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                StartError::invalid(
+                    "LISTEN_ADDR",
+                    format!("{listen:?}: expected host:port, such as 127.0.0.1:3000"),
+                )
+            })?;
+
+        Ok(Self {
+            pool,
+            client_ids,
+            token_use,
+            jwks_url,
+            issuer,
+            allow_http,
+            store,
+            listen,
+        })
+    }
+
+    /// The verifier configuration (without the session window).
+    fn config(&self) -> CognitoConfig {
+        let mut config = CognitoConfig::new(
+            self.pool.clone(),
+            self.token_use,
+            ClientIds::new(self.client_ids.iter().cloned()),
+        )
+        .allow_http_on_loopback(self.allow_http);
+        if let Some(url) = &self.jwks_url {
+            config = config.jwks_url(url);
+        }
+        if let Some(issuer) = &self.issuer {
+            config = config.issuer_override(issuer);
+        }
+        config
+    }
+}
+
+fn has_scheme(value: &str, schemes: &[&str]) -> bool {
+    value
+        .split_once("://")
+        .is_some_and(|(scheme, _)| schemes.contains(&scheme))
+}
+
+/// An issuer override must be `https`, or `http` on loopback with `COGNITO_ALLOW_HTTP=1`, like
+/// the JWKS URL (which the crate checks itself).
+fn check_issuer(issuer: &str, allow_http: bool) -> Result<(), StartError> {
+    let invalid = |why: &str| StartError::invalid("COGNITO_ISSUER", format!("{issuer:?}: {why}"));
+    let url = url::Url::parse(issuer).map_err(|e| invalid(&e.to_string()))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http && loopback => Ok(()),
+        "http" if allow_http => Err(invalid(
+            "plain http is allowed only to localhost or a loopback address",
+        )),
+        "http" => Err(invalid(
+            "plain http is refused; set COGNITO_ALLOW_HTTP=1 for a local emulator",
+        )),
+        other => Err(invalid(&format!("unsupported scheme {other:?}"))),
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => value.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+/// Names the variable a configuration error comes from.
+fn config_error(error: ConfigError, settings: &Settings) -> StartError {
+    let variable = match &error {
+        ConfigError::InvalidUserPoolId(_) => "COGNITO_USER_POOL_ID",
+        ConfigError::InvalidRegion(_) | ConfigError::RegionMismatch { .. } => "COGNITO_REGION",
+        ConfigError::NoClientIds | ConfigError::InvalidClientId(_) => "COGNITO_CLIENT_IDS",
+        ConfigError::InvalidIssuer(_) => "COGNITO_ISSUER",
+        ConfigError::InvalidUrl { .. } => "COGNITO_JWKS_URL",
+        _ => "configuration",
+    };
+    let mut message = error.to_string();
+    if matches!(error, ConfigError::InvalidUrl { .. })
+        && !settings.allow_http
+        && settings
+            .jwks_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("http://"))
+    {
+        message = format!("{message} (here: set COGNITO_ALLOW_HTTP=1)");
+    }
+    StartError::invalid(variable, message)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session stores
+// ---------------------------------------------------------------------------------------------
+
+async fn session_store(
+    setting: &StoreSetting,
+) -> Result<Option<Arc<dyn SessionStore>>, StartError> {
+    match setting {
+        StoreSetting::None => Ok(None),
+        StoreSetting::Memory => Ok(Some(Arc::new(MemoryStore::new(100_000)))),
+        StoreSetting::Redis(url) => redis_store(url).await.map(Some),
+        StoreSetting::Postgres(url) => postgres_store(url).await.map(Some),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<Arc<dyn SessionStore>, StartError> {
+    use tower_cognito::session::{RedisStore, StoreErrorKind};
+    match RedisStore::connect(url).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) if e.kind() == StoreErrorKind::InvalidInput => Err(StartError::invalid(
+            "SESSION_STORE",
+            format!("invalid Redis URL: {e}"),
+        )),
+        Err(e) => Err(StartError::failed(
+            "SESSION_STORE",
+            format!("cannot use {}: {e}", redact(url)),
+        )),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_url: &str) -> Result<Arc<dyn SessionStore>, StartError> {
+    Err(StartError::invalid(
+        "SESSION_STORE",
+        "a Redis store needs the crate feature `redis`: rebuild with \
+         `cargo run --example server --features redis`",
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(url: &str) -> Result<Arc<dyn SessionStore>, StartError> {
+    use std::time::Duration;
+    use tower_cognito::session::{PostgresStore, StoreErrorKind};
+    use tower_cognito::{Clock, SystemClock};
+
+    let store = match PostgresStore::connect(url).await {
+        Ok(store) => store,
+        Err(e) if e.kind() == StoreErrorKind::InvalidInput => {
+            return Err(StartError::invalid(
+                "SESSION_STORE",
+                format!("invalid PostgreSQL URL: {e}"),
+            ))
+        }
+        Err(e) => {
+            return Err(StartError::failed(
+                "SESSION_STORE",
+                format!("cannot use {}: {e}", redact(url)),
+            ))
+        }
+    };
+    store.create_schema().await.map_err(|e| {
+        StartError::failed(
+            "SESSION_STORE",
+            format!("cannot create the sessions table: {e}"),
+        )
+    })?;
+    // Expired rows are never read as live; deleting them only reclaims space.
+    let cleaner = store.clone();
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match cleaner.cleanup_expired(SystemClock.now_unix()).await {
+                Ok(deleted) => tracing::debug!(deleted, "expired sessions deleted"),
+                Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
+            }
+        }
+    });
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(_url: &str) -> Result<Arc<dyn SessionStore>, StartError> {
+    Err(StartError::invalid(
+        "SESSION_STORE",
+        "a PostgreSQL store needs the crate feature `postgres`: rebuild with \
+         `cargo run --example server --features postgres`",
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+/// The claims types, as JSON: the crate's claims types are `Deserialize` only.
+trait ClaimsJson: DeserializeOwned + Send + Sync + 'static {
+    fn to_json(&self) -> Value;
+}
+
+/// `other` (every claim without a field of its own) plus the named fields.
+fn claims_object(other: &Map<String, Value>, named: Value) -> Value {
+    let mut object = other.clone();
+    if let Value::Object(named) = named {
+        object.extend(named.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    Value::Object(object)
+}
+
+impl ClaimsJson for AccessClaims {
+    fn to_json(&self) -> Value {
+        claims_object(
+            &self.other,
+            json!({
+                "token_use": "access",
+                "sub": self.sub,
+                "iss": self.iss,
+                "client_id": self.client_id,
+                "username": self.username,
+                "scope": self.scope,
+                "cognito:groups": self.groups,
+                "origin_jti": self.origin_jti,
+                "jti": self.jti,
+                "event_id": self.event_id,
+                "device_key": self.device_key,
+                "auth_time": self.auth_time,
+                "iat": self.iat,
+                "exp": self.exp,
+            }),
+        )
+    }
+}
+
+impl ClaimsJson for IdClaims {
+    fn to_json(&self) -> Value {
+        claims_object(
+            &self.other,
+            json!({
+                "token_use": "id",
+                "sub": self.sub,
+                "iss": self.iss,
+                "aud": self.aud,
+                "cognito:username": self.username,
+                "email": self.email,
+                "email_verified": self.email_verified,
+                "cognito:groups": self.groups,
+                "origin_jti": self.origin_jti,
+                "jti": self.jti,
+                "auth_time": self.auth_time,
+                "iat": self.iat,
+                "exp": self.exp,
+            }),
+        )
+    }
+}
+
+impl ClaimsJson for AnyClaims {
+    fn to_json(&self) -> Value {
+        match self {
+            AnyClaims::Access(claims) => claims.to_json(),
+            AnyClaims::Id(claims) => claims.to_json(),
+            // `AnyClaims` is non-exhaustive: a future kind of token.
+            _ => json!({ "sub": self.sub(), "cognito:groups": self.groups() }),
+        }
+    }
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn me<C: ClaimsJson>(verified: Verified<C>) -> Json<Value> {
+    Json(verified.to_json())
+}
+
+async fn admin<C: ClaimsJson>(verified: Verified<C>) -> Json<Value> {
+    let claims = verified.to_json();
+    Json(json!({ "admin": true, "sub": claims["sub"] }))
+}
+
+/// One log line per request: method, path, status, latency, and why a request was refused.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    match response.extensions().get::<AuthError>() {
+        Some(error) if error.status().is_server_error() => tracing::warn!(
+            %method, path = %path, status, ?latency, reason = error.reason(), "refused"
+        ),
+        Some(error) => tracing::info!(
+            %method, path = %path, status, ?latency, reason = error.reason(), "refused"
+        ),
+        None => tracing::info!(%method, path = %path, status, ?latency, "served"),
+    }
+    response
+}
+
+/// Builds the app for the claims type `C` and serves it until Ctrl-C.
+async fn serve<C: ClaimsJson>(
+    settings: Settings,
+    sessions: Option<SessionConfig>,
+) -> Result<(), StartError> {
+    let mut config = settings.config();
+    if let Some(sessions) = sessions {
+        config = config.session_window(sessions);
+    }
+    let admin_config = config.clone().require_any_group(["admins"]);
+    let verifier: Verifier<C> = Verifier::new(config).map_err(|e| config_error(e, &settings))?;
+    let admin_verifier: Verifier<C> =
+        Verifier::new(admin_config).map_err(|e| config_error(e, &settings))?;
+
+    // Warm the key caches without delaying the start: until keys are had, requests with a
+    // token get 503 (our outage, not the client's 401).
+    let (v1, v2) = (verifier.clone(), admin_verifier.clone());
+    tokio::spawn(async move {
+        match tokio::try_join!(v1.prefetch_keys(), v2.prefetch_keys()) {
+            Ok((keys, _)) => tracing::info!(keys, "signing keys fetched"),
+            Err(error) => {
+                tracing::warn!(%error, "no signing keys yet; requests with a token get 503")
+            }
+        }
+    });
+
+    // `route_layer`: the layers run only for these routes, so unknown paths stay 404.
+    let app = Router::new()
+        .route("/me", get(me::<C>))
+        .route_layer(CognitoAuthLayer::new(verifier))
+        .merge(
+            Router::new()
+                .route("/admin", get(admin::<C>))
+                .route_layer(CognitoAuthLayer::new(admin_verifier)),
+        )
+        .route("/health", get(health))
+        .layer(axum::middleware::from_fn(log_request));
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| {
+            StartError::failed(
+                "LISTEN_ADDR",
+                format!("cannot listen on {}: {e}", settings.listen),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::failed("LISTEN_ADDR", e))?;
+    tracing::info!(
+        pool = %settings.pool,
+        token_use = ?settings.token_use,
+        clients = settings.client_ids.join(","),
+        session_store = match &settings.store {
+            StoreSetting::None => "none",
+            StoreSetting::Memory => "memory",
+            StoreSetting::Redis(_) => "redis",
+            StoreSetting::Postgres(_) => "postgres",
+        },
+        "listening on http://{addr}"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| StartError::failed("LISTEN_ADDR", e))
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = Settings::from_env()?;
+    // Every configuration error before connecting to a session store.
+    Verifier::<AccessClaims>::new(settings.config()).map_err(|e| config_error(e, &settings))?;
+    let sessions = session_store(&settings.store)
+        .await?
+        .map(SessionConfig::new);
+    match settings.token_use {
+        TokenUse::Access => serve::<AccessClaims>(settings, sessions).await,
+        TokenUse::Id => serve::<IdClaims>(settings, sessions).await,
+        TokenUse::Any => serve::<AnyClaims>(settings, sessions).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}: {}", error.variable, error.message);
+            ExitCode::from(error.code)
+        }
+    }
+}
