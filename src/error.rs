@@ -73,7 +73,7 @@ pub enum InvalidToken {
     WrongTokenUse,
     /// `client_id` (access tokens) or `aud` (id tokens) is not an allowed app client.
     WrongClient,
-    /// A required claim (`exp`, `iat`, `sub`, ...) is missing or not of its type.
+    /// A required claim (`exp`, `iat`, or what the session key needs) is missing.
     MissingClaim,
     /// `exp` has passed.
     Expired,

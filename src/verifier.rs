@@ -175,8 +175,13 @@ struct Header<'a> {
     alg: Cow<'a, str>,
     #[serde(borrow, default)]
     kid: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Present at all, even as `null`, means the token asks for an extension we do not know.
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<()>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| Some(()))
 }
 
 /// The registered claims the verifier checks, borrowed from the payload where possible.
@@ -328,8 +333,7 @@ where
 
         // 2. Header.
         let header_json = decode_b64(header_b64)?;
-        let header: Header<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
+        let header: Header<'_> = parse_object(&header_json)?;
         if header.alg != "RS256" {
             return Err(InvalidToken::UnsupportedAlgorithm.into());
         }
@@ -354,8 +358,7 @@ where
 
         // 5-8. Registered claims.
         let payload = decode_b64(payload_b64)?;
-        let claims: Registered<'_> =
-            serde_json::from_slice(&payload).map_err(|_| InvalidToken::Malformed)?;
+        let claims: Registered<'_> = parse_object(&payload)?;
         let (iat, exp) = s.check_registered(&claims)?;
 
         // 9. Rules.
@@ -552,6 +555,16 @@ fn split_token(token: &str) -> Option<(&str, &str, &str)> {
         return None;
     }
     Some((header, payload, signature))
+}
+
+/// Parses a JSON object. A derived struct would also accept an array (fields by position), but
+/// RFC 7515 and 7519 require objects.
+fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
+    let first = json.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(InvalidToken::Malformed);
+    }
+    serde_json::from_slice(json).map_err(|_| InvalidToken::Malformed)
 }
 
 /// Strict base64url without padding, as JWS requires.

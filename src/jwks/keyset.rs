@@ -153,6 +153,14 @@ impl KeySet {
     }
 }
 
+/// The size of a big-endian modulus in bits, ignoring leading zero bytes.
+fn modulus_bits(n: &[u8]) -> usize {
+    match n.iter().position(|&b| b != 0) {
+        Some(i) => (n.len() - i) * 8 - n[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
 fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
     let jwk: RawJwk = serde_json::from_value(value).ok()?;
     if jwk.kty != "RSA"
@@ -166,6 +174,11 @@ fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
         .filter(|k| !k.is_empty() && k.len() <= MAX_KID_BYTES)?;
     let n = JWK_B64.decode(jwk.n?).ok()?;
     let e = JWK_B64.decode(jwk.e?).ok()?;
+    // aws-lc-rs checks the modulus size only when verifying: refuse small keys here, so that a
+    // JWKS of only weak keys is a failed fetch that keeps the cached keys.
+    if !(2048..=8192).contains(&modulus_bits(&n)) {
+        return None;
+    }
     let key = RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .ok()?;
@@ -176,4 +189,19 @@ fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
         key,
         components: components.into_boxed_slice(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::modulus_bits;
+
+    #[test]
+    fn counts_modulus_bits() {
+        assert_eq!(modulus_bits(&[]), 0);
+        assert_eq!(modulus_bits(&[0, 0, 1]), 1);
+        assert_eq!(modulus_bits(&[0x80; 256]), 2048);
+        let mut n = vec![0u8];
+        n.extend([0x7f; 256]);
+        assert_eq!(modulus_bits(&n), 2047);
+    }
 }
