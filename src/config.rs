@@ -614,13 +614,7 @@ impl CognitoConfig {
             });
         }
         for rule in self.required_scopes.iter().chain(&self.required_groups) {
-            let ok = !rule.is_empty()
-                && rule
-                    .bytes()
-                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
-            if !ok {
-                return Err(ConfigError::InvalidRule(rule.clone()));
-            }
+            validate_rule(rule)?;
         }
         let checks: [(&'static str, bool, &'static str); 5] = [
             (
@@ -655,6 +649,20 @@ impl CognitoConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// A scope or group: non-empty printable ASCII without spaces, quotes or backslashes, so that
+/// scopes can go into the `scope` attribute of a challenge as they are.
+pub(crate) fn validate_rule(rule: &str) -> Result<(), ConfigError> {
+    let ok = !rule.is_empty()
+        && rule
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidRule(rule.to_owned()))
     }
 }
 

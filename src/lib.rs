@@ -40,6 +40,7 @@ mod future;
 mod jwks;
 mod layer;
 mod rejection;
+mod rules;
 mod service;
 pub mod session;
 pub mod verifier;

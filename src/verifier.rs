@@ -37,14 +37,13 @@ use crate::cache::{Entry, TokenCache};
 use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::{ClientIds, CognitoConfig, ConfigError, TokenUse};
-use crate::error::{AuthError, Forbidden, InvalidToken};
+use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{KeyCache, VerifyingKey};
+use crate::rules::Rules;
 use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
 
 /// The largest RS256 signature, for an 8192-bit key, in base64url characters.
 const MAX_SIGNATURE_B64: usize = 1366;
-
-type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 
 /// Verifies Cognito tokens. Cheap to clone: clones share the key cache.
 ///
@@ -56,8 +55,8 @@ type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 /// [`AnyClaims`]: crate::AnyClaims
 pub struct Verifier<C = AccessClaims> {
     shared: Arc<Shared>,
-    check: Option<Check<C>>,
-    /// Per verifier, not shared: its entries depend on the check.
+    rules: Arc<Rules<C>>,
+    /// Per set of rules, not shared with verifiers of other rules: its entries passed them.
     cache: Option<Arc<TokenCache<C>>>,
     _claims: PhantomData<fn() -> C>,
 }
@@ -71,7 +70,7 @@ struct Fresh<C> {
     generation: u64,
 }
 
-/// What every clone shares: the rules and the keys.
+/// What every clone and every derived verifier shares: the token checks and the keys.
 pub(crate) struct Shared {
     pub(crate) realm: Arc<str>,
     issuers: Vec<String>,
@@ -79,10 +78,6 @@ pub(crate) struct Shared {
     client_ids: ClientIds,
     leeway: i64,
     max_token_bytes: usize,
-    required_scopes: Vec<String>,
-    /// The required scopes as one string, for the `scope` attribute of a 403.
-    scope_attribute: Option<Arc<str>>,
-    required_groups: Vec<String>,
     clock: Arc<dyn Clock>,
     keys: KeyCache,
     sessions: Option<SessionConfig>,
@@ -221,8 +216,6 @@ where
     pub fn new(config: CognitoConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let keys = KeyCache::new(&config)?;
-        let scope_attribute =
-            (!config.required_scopes.is_empty()).then(|| config.required_scopes.join(" ").into());
         Ok(Self {
             shared: Arc::new(Shared {
                 realm: config.realm.as_str().into(),
@@ -231,15 +224,12 @@ where
                 client_ids: config.client_ids,
                 leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
                 max_token_bytes: config.max_token_bytes,
-                required_scopes: config.required_scopes,
-                scope_attribute,
-                required_groups: config.required_groups,
                 clock: config.clock,
                 keys,
                 sessions: config.sessions,
                 token_cache_size: config.token_cache_size,
             }),
-            check: None,
+            rules: Arc::new(Rules::new(config.required_scopes, config.required_groups)),
             cache: (config.token_cache_size > 0)
                 .then(|| Arc::new(TokenCache::new(config.token_cache_size))),
             _claims: PhantomData,
@@ -247,18 +237,58 @@ where
     }
 
     /// Adds a check on the typed claims, run last. When it returns `false` the request gets
-    /// 403 `insufficient_scope`.
+    /// 403 `insufficient_scope`. Checks added earlier keep running: all must pass.
+    ///
+    /// The new verifier shares the keys of this one (no extra JWKS fetch) but not its cache of
+    /// verified tokens, since those did not pass the check.
     #[must_use]
-    pub fn with_check<F>(mut self, check: F) -> Self
+    pub fn with_check<F>(self, check: F) -> Self
     where
         F: Fn(&C) -> bool + Send + Sync + 'static,
     {
-        self.check = Some(Arc::new(check));
-        // Tokens verified without this check must not be answered from the cache.
-        if self.shared.token_cache_size > 0 {
-            self.cache = Some(Arc::new(TokenCache::new(self.shared.token_cache_size)));
+        let rules = self.rules.with_check(Arc::new(check));
+        self.with_rules(rules)
+    }
+
+    /// A verifier that also requires every one of these scopes (403 with `scope="..."`
+    /// otherwise): for one route, sharing this verifier's keys.
+    ///
+    /// ```
+    /// # use tower_cognito::{ClientIds, CognitoConfig, TokenUse, UserPool, Verifier};
+    /// # let config = CognitoConfig::new(UserPool::parse("eu-west-1_AbC").unwrap(), TokenUse::Access, ClientIds::one("c"));
+    /// let verifier: Verifier = Verifier::new(config).unwrap();
+    /// let orders = verifier.clone().require_scopes(["orders/read"]).unwrap();
+    /// let admin = verifier.clone().require_any_group(["admins"]).unwrap();
+    /// ```
+    pub fn require_scopes<I, S>(self, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let rules = self.rules.with_scopes(scopes)?;
+        Ok(self.with_rules(rules))
+    }
+
+    /// A verifier that also requires at least one of these groups (403 otherwise): for one
+    /// route, sharing this verifier's keys.
+    pub fn require_any_group<I, S>(self, groups: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let rules = self.rules.with_groups(groups)?;
+        Ok(self.with_rules(rules))
+    }
+
+    /// Same keys and token checks, other rules, and so a cache of its own.
+    fn with_rules(self, rules: Rules<C>) -> Self {
+        let size = self.shared.token_cache_size;
+        Self {
+            shared: self.shared,
+            rules: Arc::new(rules),
+            cache: (size > 0).then(|| Arc::new(TokenCache::new(size))),
+            _claims: PhantomData,
         }
-        self
     }
 
     /// How many verified tokens are cached (after pending cache maintenance). For tests and
@@ -362,19 +392,13 @@ where
         let (iat, exp) = s.check_registered(&claims)?;
 
         // 9. Rules.
-        s.check_rules(&claims)?;
+        self.rules
+            .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
         let typed: C = serde_json::from_slice(&payload).map_err(|e| {
             tracing::debug!(error = %e, "claims do not fit the claims type");
             InvalidToken::Malformed
         })?;
-        if let Some(check) = &self.check {
-            if !check(&typed) {
-                return Err(AuthError::InsufficientScope {
-                    reason: Forbidden::CheckFailed,
-                    scope: None,
-                });
-            }
-        }
+        self.rules.check_typed(&typed)?;
         let session_key = s.session_key(&claims)?;
         Ok(Fresh {
             verified: Verified {
@@ -512,36 +536,6 @@ impl Shared {
             Err(AuthError::StoreUnavailable)
         }
     }
-
-    /// Step 9, the scope and group rules.
-    fn check_rules(&self, claims: &Registered<'_>) -> Result<(), AuthError> {
-        if !self.required_scopes.is_empty() {
-            let granted = claims.scope.as_deref().unwrap_or("");
-            let has_all = self
-                .required_scopes
-                .iter()
-                .all(|required| granted.split(' ').any(|s| s == required));
-            if !has_all {
-                return Err(AuthError::InsufficientScope {
-                    reason: Forbidden::MissingScope,
-                    scope: self.scope_attribute.clone(),
-                });
-            }
-        }
-        if !self.required_groups.is_empty() {
-            let groups = claims.groups.as_deref().unwrap_or(&[]);
-            let in_one = groups
-                .iter()
-                .any(|g| self.required_groups.iter().any(|r| r == g));
-            if !in_one {
-                return Err(AuthError::InsufficientScope {
-                    reason: Forbidden::MissingGroup,
-                    scope: None,
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Splits `header.payload.signature`; `None` unless there are exactly three non-empty parts.
@@ -578,7 +572,7 @@ impl<C> Clone for Verifier<C> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
-            check: self.check.clone(),
+            rules: Arc::clone(&self.rules),
             cache: self.cache.clone(),
             _claims: PhantomData,
         }
@@ -593,11 +587,9 @@ impl<C> fmt::Debug for Verifier<C> {
             .field("token_use", &s.token_use)
             .field("client_ids", &s.client_ids)
             .field("leeway", &s.leeway)
-            .field("required_scopes", &s.required_scopes)
-            .field("required_groups", &s.required_groups)
+            .field("rules", &self.rules)
             .field("keys", &s.keys)
             .field("sessions", &s.sessions)
-            .field("check", &self.check.is_some())
             .field("token_cache", &self.cache.is_some())
             .finish()
     }

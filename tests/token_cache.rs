@@ -173,3 +173,52 @@ async fn the_session_window_and_revocation_run_on_cache_hits() {
         AuthError::InvalidToken(InvalidToken::Revoked)
     );
 }
+
+#[tokio::test]
+async fn route_verifiers_share_the_keys_and_keep_earlier_checks() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let base: Verifier = Verifier::new(config(&server))
+        .unwrap()
+        .with_check(|c: &tower_cognito::AccessClaims| c.username != "mallory");
+    let admin = base.clone().require_any_group(["admins"]).unwrap();
+    let orders = base.clone().require_scopes(["orders/read"]).unwrap();
+
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    claims["cognito:groups"] = serde_json::json!(["admins"]);
+    claims["scope"] = "openid orders/read".into();
+    let alice = mint(key(0), &claims);
+    claims["username"] = "mallory".into();
+    let mallory = mint(key(0), &claims);
+
+    base.verify(&alice).await.unwrap();
+    admin.verify(&alice).await.unwrap();
+    orders.verify(&alice).await.unwrap();
+    // The base check still runs on the derived verifiers.
+    for verifier in [&base, &admin, &orders] {
+        assert!(matches!(
+            verifier.verify(&mallory).await,
+            Err(AuthError::InsufficientScope {
+                reason: Forbidden::CheckFailed,
+                ..
+            })
+        ));
+    }
+    let plain = mint(key(0), &access_claims(&server.issuer(), CLIENT));
+    assert!(matches!(
+        admin.verify(&plain).await,
+        Err(AuthError::InsufficientScope {
+            reason: Forbidden::MissingGroup,
+            ..
+        })
+    ));
+    assert_eq!(
+        orders.verify(&plain).await.unwrap_err(),
+        AuthError::InsufficientScope {
+            reason: Forbidden::MissingScope,
+            scope: Some("orders/read".into())
+        }
+    );
+    // Three verifiers, one key cache: one fetch.
+    assert_eq!(server.fetch_count(), 1);
+    assert!(base.clone().require_scopes(["a b"]).is_err());
+}
