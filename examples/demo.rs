@@ -270,8 +270,9 @@ async fn start_api(issuer: &Issuer) -> Result<String, BoxError> {
         .session_window(sessions.clone()))
     };
     let verifier: Verifier = Verifier::new(config()?)?;
-    let orders_verifier: Verifier = Verifier::new(config()?.require_scopes(["orders/read"]))?;
-    let admin_verifier: Verifier = Verifier::new(config()?.require_any_group(["admins"]))?;
+    // Per-route rules: derived verifiers share the key cache (one JWKS fetch for all routes).
+    let orders_verifier = verifier.clone().require_scopes(["orders/read"])?;
+    let admin_verifier = verifier.clone().require_any_group(["admins"])?;
 
     // `route_layer`: unknown paths stay 404 instead of becoming 401.
     let app = Router::new()

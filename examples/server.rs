@@ -502,17 +502,19 @@ async fn serve<C: ClaimsJson>(
     if let Some(sessions) = sessions {
         config = config.session_window(sessions);
     }
-    let admin_config = config.clone().require_any_group(["admins"]);
     let verifier: Verifier<C> = Verifier::new(config).map_err(|e| config_error(e, &settings))?;
-    let admin_verifier: Verifier<C> =
-        Verifier::new(admin_config).map_err(|e| config_error(e, &settings))?;
+    // Derived for one route: same key cache, so no second JWKS fetch.
+    let admin_verifier = verifier
+        .clone()
+        .require_any_group(["admins"])
+        .map_err(|e| config_error(e, &settings))?;
 
-    // Warm the key caches without delaying the start: until keys are had, requests with a
+    // Warm the key cache without delaying the start: until keys are had, requests with a
     // token get 503 (our outage, not the client's 401).
-    let (v1, v2) = (verifier.clone(), admin_verifier.clone());
+    let warm = verifier.clone();
     tokio::spawn(async move {
-        match tokio::try_join!(v1.prefetch_keys(), v2.prefetch_keys()) {
-            Ok((keys, _)) => tracing::info!(keys, "signing keys fetched"),
+        match warm.prefetch_keys().await {
+            Ok(keys) => tracing::info!(keys, "signing keys fetched"),
             Err(error) => {
                 tracing::warn!(%error, "no signing keys yet; requests with a token get 503")
             }
