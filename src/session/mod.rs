@@ -110,10 +110,12 @@ impl Default for WindowLimits {
 /// [`Clock`](crate::Clock)) so that every backend agrees on when an entry has expired; backends
 /// may also use their native expiry to reclaim space.
 pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
-    /// Atomically: if `key` is revoked, [`SessionVerdict::Revoked`]; else if `iat` is older than
-    /// every value of a full window, [`SessionVerdict::Superseded`]; else record `iat` (dropping
-    /// the oldest value past `limits.size`), extend the entry's life to `now + limits.ttl_secs`,
-    /// and answer [`SessionVerdict::Accepted`]. An entry whose expiry is `<= now` counts as absent.
+    /// Atomically: if `key` is revoked, [`SessionVerdict::Revoked`]; else if the window holds at
+    /// least `limits.size` values and `iat` is older than the `limits.size`-th newest of them
+    /// (with an unchanged size: older than every value kept), [`SessionVerdict::Superseded`];
+    /// else record `iat` (keeping the `limits.size` newest values), extend the entry's life to
+    /// `now + limits.ttl_secs`, and answer [`SessionVerdict::Accepted`]. Refusals change nothing.
+    /// An entry whose expiry is `<= now` counts as absent.
     fn check_and_advance<'a>(
         &'a self,
         key: &'a str,

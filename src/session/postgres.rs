@@ -51,8 +51,11 @@ const INDEX_SUFFIX: &str = "_expires_at_idx";
 /// How long creating one connection (or waiting for a free one) may take.
 const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `CREATE TABLE`, then `CREATE INDEX` (run as one simple query).
+/// `CREATE TABLE`, then `CREATE INDEX`, run in one transaction after taking an advisory lock
+/// on the table name: `IF NOT EXISTS` alone is not safe when several servers start at once on a
+/// fresh database (the losers fail on `pg_type_typname_nsp_index`).
 const SCHEMA_SQL: &str = "\
+SELECT pg_advisory_xact_lock(hashtext('tower-cognito schema {name}'));
 CREATE TABLE IF NOT EXISTS {table} (
     key text PRIMARY KEY,
     iats bigint[] NOT NULL,
@@ -174,7 +177,10 @@ impl Statements {
         let fill = |sql: &str| sql.replace("{table}", &quoted);
         Ok(Self {
             table: table.to_owned(),
-            schema: fill(SCHEMA_SQL).replace("{index}", &index),
+            // `table` is a validated identifier: no quote can reach the literal.
+            schema: fill(SCHEMA_SQL)
+                .replace("{index}", &index)
+                .replace("{name}", table),
             check: fill(CHECK_SQL),
             revoke: fill(REVOKE_SQL),
             entry: fill(ENTRY_SQL),
@@ -283,11 +289,14 @@ impl PostgresStore {
     /// Safe to run at every start (the schema of the table must already exist). An existing
     /// table is left as it is, even if its columns differ.
     pub async fn create_schema(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
+        let mut client = self.client().await?;
+        // Dropped without commit on error: rolled back, the connection stays clean.
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
             .batch_execute(&self.sql.schema)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)
     }
 
     /// Deletes the entries expired at `now` (seconds since the epoch: those with
