@@ -1,5 +1,7 @@
 //! End to end: the layer and the extractors in an axum 0.8 `Router`.
 
+#![cfg(feature = "axum")]
+
 mod support;
 
 use axum::body::Body;
@@ -9,11 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use support::{access_claims, id_claims, key, mint, JwksServer};
+use support::{access_claims, id_claims, key, local_config, mint, JwksServer};
 use tower::ServiceExt;
 use tower_cognito::{
-    AccessClaims, AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, IdClaims, InvalidToken,
-    TokenUse, UserPool, Verified, Verifier,
+    AccessClaims, AuthError, CognitoAuthLayer, IdClaims, InvalidToken, TokenUse, Verified, Verifier,
 };
 
 const POOL: &str = "ap-southeast-2_AxumTest1";
@@ -27,21 +28,8 @@ const MISSING_LAYER_BODY: &str = "tower-cognito: no CognitoAuthLayer in front of
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A config for the local JWKS server: its URL over plain http on loopback, and its issuer.
-/// (Worth adding to `tests/support`.)
-fn local_config(server: &JwksServer) -> CognitoConfig {
-    CognitoConfig::new(
-        UserPool::parse(POOL).unwrap(),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(server.url())
-    .issuer_override(server.issuer())
-    .allow_http_on_loopback(true)
-}
-
 fn verifier(server: &JwksServer) -> Verifier {
-    Verifier::new(local_config(server)).unwrap()
+    Verifier::new(local_config(server, TokenUse::Access, CLIENT)).unwrap()
 }
 
 async fn start_server() -> JwksServer {
@@ -285,17 +273,8 @@ async fn the_extractor_on_a_route_without_the_layer_is_500() {
     assert_eq!(body, MISSING_LAYER_BODY);
 
     // And the matching claims type works.
-    let id_verifier: Verifier<IdClaims> = Verifier::new(
-        CognitoConfig::new(
-            UserPool::parse(POOL).unwrap(),
-            TokenUse::Id,
-            ClientIds::one(CLIENT),
-        )
-        .jwks_url(server.url())
-        .issuer_override(server.issuer())
-        .allow_http_on_loopback(true),
-    )
-    .unwrap();
+    let id_verifier: Verifier<IdClaims> =
+        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let ids = Router::new()
         .route("/id", get(id_me))
         .route_layer(CognitoAuthLayer::new(id_verifier));

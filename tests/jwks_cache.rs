@@ -39,24 +39,23 @@ type App = BoxCloneService<Request<()>, Response<String>, Infallible>;
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A config for the local JWKS server: its URL over plain http on loopback, and its issuer.
-/// (Worth adding to `tests/support`.)
-fn local_config(server: &JwksServer) -> CognitoConfig {
+/// Access tokens of `CLIENT` from the local JWKS server.
+fn config(server: &JwksServer) -> CognitoConfig {
+    support::local_config(server, TokenUse::Access, CLIENT)
+}
+
+/// Access tokens of `CLIENT` of the pool itself: no local server (for static documents).
+fn pool_config() -> CognitoConfig {
     CognitoConfig::new(
         UserPool::parse(POOL).unwrap(),
         TokenUse::Access,
         ClientIds::one(CLIENT),
     )
-    .jwks_url(server.url())
-    .issuer_override(server.issuer())
-    .allow_http_on_loopback(true)
 }
 
 /// The local config with a short cooldown and max age.
 fn fast_config(server: &JwksServer) -> CognitoConfig {
-    local_config(server)
-        .jwks_cooldown(COOLDOWN)
-        .jwks_max_age(MAX_AGE)
+    config(server).jwks_cooldown(COOLDOWN).jwks_max_age(MAX_AGE)
 }
 
 fn app(verifier: Verifier) -> App {
@@ -175,7 +174,7 @@ async fn concurrent_misses_on_a_cold_cache_share_one_fetch() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     // A slow endpoint, so the requests really overlap the fetch in flight.
     server.set_delay(Duration::from_millis(300));
-    let app = app(Verifier::new(local_config(&server)).unwrap());
+    let app = app(Verifier::new(config(&server)).unwrap());
 
     let tokens = (0..100).map(|_| token_for(&server, key(0))).collect();
     let responses = send_concurrently(&app, tokens).await;
@@ -191,7 +190,7 @@ async fn an_unknown_kid_flood_causes_one_fetch_per_cooldown() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     server.set_delay(Duration::from_millis(300));
     // The default 10 s cooldown: nothing in this test may fetch twice.
-    let app = app(Verifier::new(local_config(&server)).unwrap());
+    let app = app(Verifier::new(config(&server)).unwrap());
 
     // 100 concurrent requests with the same kid the endpoint does not serve.
     let tokens = (0..100)
@@ -232,7 +231,7 @@ async fn an_unknown_kid_flood_causes_one_fetch_per_cooldown() {
 async fn a_failing_endpoint_is_asked_once_per_cooldown() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     server.set_status(StatusCode::INTERNAL_SERVER_ERROR);
-    let app = app(Verifier::new(local_config(&server)).unwrap());
+    let app = app(Verifier::new(config(&server)).unwrap());
     let tokens = (0..50).map(|_| token_for(&server, key(0))).collect();
     for resp in send_concurrently(&app, tokens).await {
         assert_keys_unavailable(&resp);
@@ -248,7 +247,7 @@ async fn a_failing_endpoint_is_asked_once_per_cooldown() {
 async fn a_rotated_key_is_picked_up_after_the_cooldown() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     let cooldown = Duration::from_millis(500);
-    let verifier: Verifier = Verifier::new(local_config(&server).jwks_cooldown(cooldown)).unwrap();
+    let verifier: Verifier = Verifier::new(config(&server).jwks_cooldown(cooldown)).unwrap();
     let app = app(verifier.clone());
     let warmed = Instant::now();
     assert_eq!(verifier.prefetch_keys().await, Ok(1));
@@ -468,14 +467,9 @@ async fn a_hanging_refresh_does_not_delay_requests_with_cached_keys() {
 #[tokio::test]
 async fn a_static_document_verifies_without_any_server() {
     let doc = String::from_utf8(jwks_body(&[key(0), key(1)])).unwrap();
-    let pool = UserPool::parse(POOL).unwrap();
-    let issuer = pool.issuer(IssuerForm::Original);
-    let verifier: Verifier = Verifier::new(
-        CognitoConfig::new(pool, TokenUse::Access, ClientIds::one(CLIENT))
-            .jwks_document(doc)
-            .fetch_keys(false),
-    )
-    .unwrap();
+    let issuer = UserPool::parse(POOL).unwrap().issuer(IssuerForm::Original);
+    let verifier: Verifier =
+        Verifier::new(pool_config().jwks_document(doc).fetch_keys(false)).unwrap();
     let app = app(verifier.clone());
     assert_eq!(verifier.prefetch_keys().await, Ok(2));
     for k in [key(0), key(1)] {
@@ -493,7 +487,7 @@ async fn fetch_keys_false_never_touches_the_network() {
     let server = JwksServer::start_with_keys(POOL, &[key(0), key(1)]).await;
     let doc = String::from_utf8(jwks_body(&[key(0)])).unwrap();
     let verifier: Verifier = Verifier::new(
-        local_config(&server)
+        config(&server)
             .jwks_document(doc)
             .fetch_keys(false)
             .jwks_cooldown(Duration::ZERO)
@@ -515,7 +509,7 @@ async fn a_static_document_is_used_first_and_refreshed_later() {
     // an unknown kid.
     let server = JwksServer::start_with_keys(POOL, &[key(0), key(1)]).await;
     let doc = String::from_utf8(jwks_body(&[key(0)])).unwrap();
-    let verifier: Verifier = Verifier::new(local_config(&server).jwks_document(doc)).unwrap();
+    let verifier: Verifier = Verifier::new(config(&server).jwks_document(doc)).unwrap();
     let app = app(verifier);
     assert_ok(&send_token(&app, &token_for(&server, key(0))).await);
     assert_eq!(server.fetch_count(), 0);
@@ -525,8 +519,7 @@ async fn a_static_document_is_used_first_and_refreshed_later() {
 
 #[test]
 fn a_bad_static_document_is_a_config_error() {
-    let pool = UserPool::parse(POOL).unwrap();
-    let config = || CognitoConfig::new(pool.clone(), TokenUse::Access, ClientIds::one(CLIENT));
+    let config = pool_config;
     let mut jwk_rs384 = key(0).jwk();
     jwk_rs384["alg"] = json!("RS384");
     let mut jwk_enc = key(0).jwk();
@@ -659,7 +652,7 @@ async fn unusable_jwks_responses_give_no_keys() {
         server.set_keys(&[key(0)]);
         setup(&server);
         let before = server.fetch_count();
-        let app = app(Verifier::new(local_config(&server)).unwrap());
+        let app = app(Verifier::new(config(&server)).unwrap());
         let resp = send_token(&app, &token).await;
         assert_eq!(error_of(&resp), Some(&AuthError::KeysUnavailable), "{name}");
         assert_keys_unavailable(&resp);
@@ -676,15 +669,15 @@ async fn a_jwks_response_over_the_size_cap_gives_no_keys() {
     let token = token_for(&server, key(0));
 
     // Exactly at the cap: fine.
-    let app_at = app(Verifier::new(local_config(&server).max_jwks_bytes(size)).unwrap());
+    let app_at = app(Verifier::new(config(&server).max_jwks_bytes(size)).unwrap());
     assert_ok(&send_token(&app_at, &token).await);
 
     // One byte over: no keys.
-    let app_over = app(Verifier::new(local_config(&server).max_jwks_bytes(size - 1)).unwrap());
+    let app_over = app(Verifier::new(config(&server).max_jwks_bytes(size - 1)).unwrap());
     assert_keys_unavailable(&send_token(&app_over, &token).await);
 
     // The smallest cap.
-    let app_small = app(Verifier::new(local_config(&server).max_jwks_bytes(1024)).unwrap());
+    let app_small = app(Verifier::new(config(&server).max_jwks_bytes(1024)).unwrap());
     assert_keys_unavailable(&send_token(&app_small, &token).await);
 
     // A huge body under the default cap of 64 KiB.
@@ -696,7 +689,7 @@ async fn a_jwks_response_over_the_size_cap_gives_no_keys() {
         ),
         "application/json",
     );
-    let app_default = app(Verifier::new(local_config(&server)).unwrap());
+    let app_default = app(Verifier::new(config(&server)).unwrap());
     assert_keys_unavailable(&send_token(&app_default, &token).await);
 }
 
@@ -729,15 +722,8 @@ fn a_document_of_only_undersized_keys_is_a_config_error() {
         ),
     ] {
         let doc = json!({ "keys": [jwk] }).to_string();
-        let result = Verifier::<AccessClaims>::new(
-            CognitoConfig::new(
-                UserPool::parse(POOL).unwrap(),
-                TokenUse::Access,
-                ClientIds::one(CLIENT),
-            )
-            .jwks_document(doc)
-            .fetch_keys(false),
-        );
+        let result =
+            Verifier::<AccessClaims>::new(pool_config().jwks_document(doc).fetch_keys(false));
         assert!(
             matches!(result, Err(ConfigError::InvalidJwks(_))),
             "{name}: {result:?}"

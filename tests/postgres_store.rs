@@ -2,33 +2,19 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Every test uses its own table, dropped at the end.
 #![cfg(feature = "postgres")]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio_postgres::NoTls;
+use support::stores::{database_url, postgres_client, postgres_store, postgres_store_with_schema};
 use tower_cognito::session::{
     PostgresStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
     MAX_WINDOW,
 };
 
 use SessionVerdict::{Accepted, Revoked, Superseded};
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A raw connection, for what the store does not do (dropping tables, writing bad rows).
-async fn raw_client() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&database_url(), NoTls)
-        .await
-        .expect("connect to DATABASE_URL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 /// Runs `sql` on a fresh connection in a thread of its own: usable from `Drop`, even while the
 /// test's runtime is unwinding.
@@ -40,7 +26,7 @@ fn run_sql_blocking(sql: String) {
             .expect("runtime");
         runtime.block_on(async {
             if let Ok(client) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), raw_client()).await
+                tokio::time::timeout(std::time::Duration::from_secs(10), postgres_client()).await
             {
                 let _ = client.batch_execute(&sql).await;
             }
@@ -77,7 +63,7 @@ impl TestTable {
             std::process::id(),
             NEXT_TABLE.fetch_add(1, Ordering::Relaxed)
         );
-        raw_client()
+        postgres_client()
             .await
             .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
             .await
@@ -104,19 +90,10 @@ impl Drop for TestTable {
     }
 }
 
-async fn connect(table: &TestTable) -> PostgresStore {
-    PostgresStore::connect(&database_url())
-        .await
-        .expect("connect to DATABASE_URL")
-        .with_table(&table.name)
-        .expect("valid table name")
-}
-
 /// A store on a new table, with its schema created.
 async fn fresh_store() -> (PostgresStore, TestTable) {
     let table = TestTable::new();
-    let store = connect(&table).await;
-    store.create_schema().await.expect("create_schema");
+    let store = postgres_store_with_schema(&table.name).await;
     (store, table)
 }
 
@@ -456,12 +433,12 @@ async fn a_new_instance_sees_what_another_wrote() {
     let table = TestTable::new();
     let lim = limits(2, 100);
     {
-        let first = connect(&table).await;
+        let first = postgres_store(&table.name).await;
         first.create_schema().await.unwrap();
         run(&first, "k", &[100, 200, 300], lim).await;
         first.revoke("gone", 0, lim).await.unwrap();
     }
-    let second = connect(&table).await;
+    let second = postgres_store(&table.name).await;
     // Running create_schema again is harmless and keeps the data.
     second.create_schema().await.unwrap();
     assert_eq!(store_iats(&second, "k").await, [200, 300]);
@@ -489,11 +466,7 @@ async fn concurrent_first_checks_of_a_new_key_are_all_accepted() {
     let (first, _table) = fresh_store().await;
     let second = first.clone().with_table(first.table()).unwrap();
     // A second pool, as another server would have.
-    let other = PostgresStore::connect(&database_url())
-        .await
-        .unwrap()
-        .with_table(first.table())
-        .unwrap();
+    let other = postgres_store(first.table()).await;
     let stores = [Arc::new(first), Arc::new(other), Arc::new(second)];
     let lim = limits(2, 100);
     for round in 0..20 {
@@ -521,11 +494,7 @@ async fn concurrent_first_checks_of_a_new_key_are_all_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn concurrent_checks_keep_the_newest_values() {
     let (first, _table) = fresh_store().await;
-    let other = PostgresStore::connect(&database_url())
-        .await
-        .unwrap()
-        .with_table(first.table())
-        .unwrap();
+    let other = postgres_store(first.table()).await;
     let stores = [Arc::new(first), Arc::new(other)];
     let lim = limits(MAX_WINDOW, 100);
     for round in 0..5 {
@@ -659,7 +628,7 @@ async fn invalid_table_names_are_refused() {
 #[tokio::test]
 async fn schema_qualified_and_mixed_case_tables_work() {
     let table = TestTable::in_new_schema().await;
-    let store = connect(&table).await;
+    let store = postgres_store(&table.name).await;
     store.create_schema().await.unwrap();
     store.create_schema().await.unwrap();
     assert_eq!(
@@ -674,7 +643,7 @@ async fn schema_qualified_and_mixed_case_tables_work() {
     let mut mixed = TestTable::new();
     mixed.name = format!("TC_Mixed_{}", mixed.name);
     mixed.drop_sql = format!("DROP TABLE IF EXISTS \"{}\"", mixed.name);
-    let store = connect(&mixed).await;
+    let store = postgres_store(&mixed.name).await;
     store.create_schema().await.unwrap();
     assert_eq!(
         store
@@ -683,7 +652,7 @@ async fn schema_qualified_and_mixed_case_tables_work() {
             .unwrap(),
         Accepted
     );
-    let count: i64 = raw_client()
+    let count: i64 = postgres_client()
         .await
         .query_one(&format!("SELECT count(*) FROM {}", mixed.quoted()), &[])
         .await
@@ -711,7 +680,7 @@ async fn a_malformed_url_is_invalid_input() {
 #[tokio::test]
 async fn a_missing_table_is_unavailable() {
     let table = TestTable::new();
-    let store = connect(&table).await;
+    let store = postgres_store(&table.name).await;
     let err = store
         .check_and_advance("k", 1, 0, limits(2, 10))
         .await
@@ -739,7 +708,7 @@ async fn out_of_range_limits_are_refused() {
 #[tokio::test]
 async fn rows_this_crate_never_writes_are_corrupt() {
     let (store, table) = fresh_store().await;
-    raw_client()
+    postgres_client()
         .await
         .batch_execute(&format!(
             "INSERT INTO {t} VALUES ('unsorted', '{{3,1}}', false, 100), \

@@ -5,12 +5,16 @@
 //! or in other processes, never share a key; keys are deleted at the end. Round trips are counted
 //! by a small TCP proxy in front of the real server that reads the commands the store sends.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
 
-use redis::aio::MultiplexedConnection;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::stores::{
+    delete_redis_keys, redis_connection, redis_store, redis_url, unique_redis_prefix,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,47 +28,14 @@ use SessionVerdict::{Accepted, Revoked, Superseded};
 
 // --- helpers ----------------------------------------------------------------------------------
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A prefix no other test (of this run, a parallel run or an earlier one) uses.
-fn unique_prefix(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "tower-cognito-test:{}-{nanos}-{}:{test}:",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// Tests that flush the server's script cache, and tests that count round trips (which a flush
 /// would disturb), take this lock.
 static SCRIPT_CACHE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn plain() -> MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis must be reachable at REDIS_URL (default redis://127.0.0.1:6379)")
-}
-
-async fn store(prefix: &str) -> RedisStore {
-    RedisStore::connect(&redis_url())
-        .await
-        .expect("Redis must be reachable at REDIS_URL (default redis://127.0.0.1:6379)")
-        .with_prefix(prefix)
-}
-
 async fn raw_get(key: &str) -> Option<String> {
     redis::cmd("GET")
         .arg(key)
-        .query_async(&mut plain().await)
+        .query_async(&mut redis_connection().await)
         .await
         .unwrap()
 }
@@ -72,37 +43,9 @@ async fn raw_get(key: &str) -> Option<String> {
 async fn raw_ttl(key: &str) -> i64 {
     redis::cmd("TTL")
         .arg(key)
-        .query_async(&mut plain().await)
+        .query_async(&mut redis_connection().await)
         .await
         .unwrap()
-}
-
-/// Deletes every key under `prefix`.
-async fn cleanup(prefix: &str) {
-    let mut conn = plain().await;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
 }
 
 const fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
@@ -371,8 +314,8 @@ const L2: WindowLimits = limits(2, 100);
 
 #[tokio::test]
 async fn keeps_current_and_previous() {
-    let prefix = unique_prefix("current-previous");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("current-previous");
+    let s = redis_store(&prefix).await;
     let mut verdicts = Vec::new();
     for iat in [100, 200, 100, 300, 100, 200, 300] {
         verdicts.push(check(&s, "k", iat, 0, L2).await);
@@ -389,23 +332,23 @@ async fn keeps_current_and_previous() {
             expires_at: 100,
         })
     );
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn a_late_older_token_enters_a_window_that_is_not_full() {
-    let prefix = unique_prefix("late-older");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("late-older");
+    let s = redis_store(&prefix).await;
     assert_eq!(check(&s, "k", 200, 0, L2).await, Accepted);
     assert_eq!(check(&s, "k", 100, 0, L2).await, Accepted);
     assert_eq!(iats(&s, "k", 0).await, [100, 200]);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn revoked_until_the_ttl_ends() {
-    let prefix = unique_prefix("revoked");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("revoked");
+    let s = redis_store(&prefix).await;
     assert_eq!(check(&s, "k", 1, 0, L2).await, Accepted);
     s.revoke("k", 0, L2).await.unwrap();
     // Revocation keeps the window, and changes nothing when checked.
@@ -440,13 +383,13 @@ async fn revoked_until_the_ttl_ends() {
             expires_at: 107,
         })
     );
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn expiry_follows_now_and_each_acceptance_extends_it() {
-    let prefix = unique_prefix("expiry");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("expiry");
+    let s = redis_store(&prefix).await;
     let l = limits(2, 10);
     assert_eq!(check(&s, "k", 100, 1000, l).await, Accepted);
     assert_eq!(check(&s, "k", 200, 1005, l).await, Accepted);
@@ -460,13 +403,13 @@ async fn expiry_follows_now_and_each_acceptance_extends_it() {
     // A repeated iat extends the life of the entry.
     assert_eq!(check(&s, "k", 50, 1020, l).await, Accepted);
     assert_eq!(s.entry("k", 1020).await.unwrap().unwrap().expires_at, 1030);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn larger_windows_keep_the_newest() {
-    let prefix = unique_prefix("larger");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("larger");
+    let s = redis_store(&prefix).await;
     let l = limits(3, 10);
     let mut verdicts = Vec::new();
     for iat in [5, 1, 9, 7, 3] {
@@ -477,13 +420,13 @@ async fn larger_windows_keep_the_newest() {
         [Accepted, Accepted, Accepted, Accepted, Superseded]
     );
     assert_eq!(iats(&s, "k", 0).await, [5, 7, 9]);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn window_sizes_1_to_8_agree_with_the_model() {
-    let prefix = unique_prefix("model");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("model");
+    let s = redis_store(&prefix).await;
     for size in 1..=8 {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ size as u64);
         let l = limits(size, 1000);
@@ -507,13 +450,13 @@ async fn window_sizes_1_to_8_agree_with_the_model() {
         }
         assert_same_as_model(&s, &format!("size-{size}"), &ops).await;
     }
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn a_window_size_changed_between_calls_gives_the_same_answers() {
-    let prefix = unique_prefix("size-change");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("size-change");
+    let s = redis_store(&prefix).await;
     let mut rng = Rng(42);
     let ops: Vec<Op> = (0..300)
         .map(|i| Op::Check {
@@ -523,13 +466,13 @@ async fn a_window_size_changed_between_calls_gives_the_same_answers() {
         })
         .collect();
     assert_same_as_model(&s, "k", &ops).await;
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn integers_are_exact_over_the_whole_i64_range() {
-    let prefix = unique_prefix("exact");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("exact");
+    let s = redis_store(&prefix).await;
     // 2^53 and 2^53 + 1 are the same double: compared as Lua numbers they would be equal.
     let big = 1_i64 << 53;
     let l1 = limits(1, 100);
@@ -615,15 +558,15 @@ async fn integers_are_exact_over_the_whole_i64_range() {
         },
     ];
     assert_same_as_model(&s, "clocks", &ops).await;
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 // --- storage ----------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn the_prefix_is_applied_and_the_format_is_documented() {
-    let prefix = unique_prefix("prefix");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("prefix");
+    let s = redis_store(&prefix).await;
     assert_eq!(s.prefix(), prefix);
     assert_eq!(check(&s, "o:abc", 200, 1000, limits(2, 60)).await, Accepted);
     assert_eq!(check(&s, "o:abc", 100, 1000, limits(2, 60)).await, Accepted);
@@ -640,18 +583,18 @@ async fn the_prefix_is_applied_and_the_format_is_documented() {
     let default = RedisStore::connect(&redis_url()).await.unwrap();
     assert_eq!(default.prefix(), "tower-cognito:session:");
     assert_eq!(RedisStore::DEFAULT_PREFIX, "tower-cognito:session:");
-    let session = unique_prefix("default-prefix");
+    let session = unique_redis_prefix("default-prefix");
     assert_eq!(check(&default, &session, 1, 0, L2).await, Accepted);
     let key = format!("tower-cognito:session:{session}");
     assert_eq!(raw_get(&key).await.as_deref(), Some("100|0|1"));
-    cleanup(&key).await;
-    cleanup(&prefix).await;
+    delete_redis_keys(&key).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn a_very_long_ttl_gets_no_native_expiry() {
-    let prefix = unique_prefix("long-ttl");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("long-ttl");
+    let s = redis_store(&prefix).await;
     assert_eq!(check(&s, "k", 1, 10, limits(2, i64::MAX)).await, Accepted);
     assert_eq!(raw_ttl(&format!("{prefix}k")).await, -1);
     assert_eq!(
@@ -661,14 +604,14 @@ async fn a_very_long_ttl_gets_no_native_expiry() {
     // A later, shorter TTL sets one again.
     assert_eq!(check(&s, "k", 1, 10, limits(2, 30)).await, Accepted);
     assert!((1..=30).contains(&raw_ttl(&format!("{prefix}k")).await));
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn data_this_crate_did_not_write_is_corrupt_and_left_alone() {
-    let prefix = unique_prefix("corrupt");
-    let s = store(&prefix).await;
-    let mut conn = plain().await;
+    let prefix = unique_redis_prefix("corrupt");
+    let s = redis_store(&prefix).await;
+    let mut conn = redis_connection().await;
     for (i, value) in [
         "garbage",
         "100|0|2,1",
@@ -712,13 +655,13 @@ async fn data_this_crate_did_not_write_is_corrupt_and_left_alone() {
     ] {
         assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{err}");
     }
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn invalid_limits_are_refused_before_any_call() {
-    let prefix = unique_prefix("limits");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("limits");
+    let s = redis_store(&prefix).await;
     for l in [limits(0, 10), limits(9, 10), limits(2, 0), limits(2, -1)] {
         let err = s.check_and_advance("k", 1, 0, l).await.unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
@@ -732,29 +675,29 @@ async fn invalid_limits_are_refused_before_any_call() {
 
 #[tokio::test]
 async fn a_new_store_sees_the_window_written_before_a_restart() {
-    let prefix = unique_prefix("restart");
-    let first = store(&prefix).await;
+    let prefix = unique_redis_prefix("restart");
+    let first = redis_store(&prefix).await;
     assert_eq!(check(&first, "k", 100, 0, L2).await, Accepted);
     assert_eq!(check(&first, "k", 200, 0, L2).await, Accepted);
     first.revoke("r", 0, L2).await.unwrap();
     drop(first);
 
-    let second = store(&prefix).await;
+    let second = redis_store(&prefix).await;
     assert_eq!(iats(&second, "k", 0).await, [100, 200]);
     assert_eq!(check(&second, "k", 50, 1, L2).await, Superseded);
     assert_eq!(check(&second, "k", 300, 1, L2).await, Accepted);
     assert_eq!(iats(&second, "k", 1).await, [200, 300]);
     assert_eq!(check(&second, "r", 1, 1, L2).await, Revoked);
     // A store with another prefix sees nothing of them.
-    let other = store(&unique_prefix("restart-other")).await;
+    let other = redis_store(&unique_redis_prefix("restart-other")).await;
     assert_eq!(other.entry("k", 1).await.unwrap(), None);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checks_from_two_servers_are_applied_one_after_another() {
-    let prefix = unique_prefix("concurrent");
-    let stores = [store(&prefix).await, store(&prefix).await];
+    let prefix = unique_redis_prefix("concurrent");
+    let stores = [redis_store(&prefix).await, redis_store(&prefix).await];
     let l = limits(2, 100);
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -784,7 +727,7 @@ async fn concurrent_checks_from_two_servers_are_applied_one_after_another() {
         iats(&stores[1], "k8", 0).await,
         (2000..2008).collect::<Vec<_>>()
     );
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 // --- round trips and the script cache ---------------------------------------------------------
@@ -792,18 +735,18 @@ async fn concurrent_checks_from_two_servers_are_applied_one_after_another() {
 #[tokio::test]
 async fn a_check_still_works_after_script_flush() {
     let _guard = SCRIPT_CACHE.lock().await;
-    let prefix = unique_prefix("flush");
-    let s = store(&prefix).await;
+    let prefix = unique_redis_prefix("flush");
+    let s = redis_store(&prefix).await;
     assert_eq!(check(&s, "k", 100, 0, L2).await, Accepted);
     let () = redis::cmd("SCRIPT")
         .arg("FLUSH")
-        .query_async(&mut plain().await)
+        .query_async(&mut redis_connection().await)
         .await
         .unwrap();
     assert_eq!(check(&s, "k", 200, 0, L2).await, Accepted);
     let () = redis::cmd("SCRIPT")
         .arg("FLUSH")
-        .query_async(&mut plain().await)
+        .query_async(&mut redis_connection().await)
         .await
         .unwrap();
     s.revoke("k", 0, L2).await.unwrap();
@@ -816,14 +759,14 @@ async fn a_check_still_works_after_script_flush() {
             expires_at: 100,
         })
     );
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]
 async fn one_round_trip_per_call() {
     let _guard = SCRIPT_CACHE.lock().await;
     let proxy = Proxy::start().await;
-    let prefix = unique_prefix("round-trips");
+    let prefix = unique_redis_prefix("round-trips");
     let s = RedisStore::connect(&proxy.url)
         .await
         .unwrap()
@@ -851,14 +794,14 @@ async fn one_round_trip_per_call() {
     // After SCRIPT FLUSH: NOSCRIPT, then the script is loaded and run again.
     let () = redis::cmd("SCRIPT")
         .arg("FLUSH")
-        .query_async(&mut plain().await)
+        .query_async(&mut redis_connection().await)
         .await
         .unwrap();
     assert_eq!(check(&s, "j", 1, 0, L2).await, Accepted);
     assert_eq!(proxy.take_commands(), ["EVALSHA", "SCRIPT", "EVALSHA"]);
     assert_eq!(check(&s, "j", 2, 0, L2).await, Accepted);
     assert_eq!(proxy.take_commands(), ["EVALSHA"]);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 // --- failures ---------------------------------------------------------------------------------
@@ -890,7 +833,7 @@ async fn connecting_to_a_closed_port_is_unavailable() {
 #[tokio::test]
 async fn the_store_reconnects_by_itself_after_an_outage() {
     let proxy = Proxy::start().await;
-    let prefix = unique_prefix("outage");
+    let prefix = unique_redis_prefix("outage");
     let s = RedisStore::connect(&proxy.url)
         .await
         .unwrap()
@@ -917,7 +860,7 @@ async fn the_store_reconnects_by_itself_after_an_outage() {
     };
     assert_eq!(verdict, Accepted);
     assert_eq!(iats(&s, "k", 0).await, [100, 200]);
-    cleanup(&prefix).await;
+    delete_redis_keys(&prefix).await;
 }
 
 #[tokio::test]

@@ -19,7 +19,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::{access_claims, b64, id_claims, key, mint, mint_json, mint_raw, JwksServer};
+use support::{
+    access_claims, b64, id_claims, key, local_config, local_config_with, mint, mint_json, mint_raw,
+    JwksServer,
+};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cognito::{
@@ -42,18 +45,9 @@ type App = BoxCloneService<Request<()>, Response<String>, Infallible>;
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A config for the local JWKS server: its URL over plain http on loopback, and its issuer.
-/// (Worth adding to `tests/support`.)
-fn local_config(server: &JwksServer, token_use: TokenUse, clients: ClientIds) -> CognitoConfig {
-    CognitoConfig::new(UserPool::parse(POOL).unwrap(), token_use, clients)
-        .jwks_url(server.url())
-        .issuer_override(server.issuer())
-        .allow_http_on_loopback(true)
-}
-
 /// Access tokens of `CLIENT` from the local server.
 fn config(server: &JwksServer) -> CognitoConfig {
-    local_config(server, TokenUse::Access, ClientIds::one(CLIENT))
+    local_config(server, TokenUse::Access, CLIENT)
 }
 
 async fn start_server() -> JwksServer {
@@ -728,13 +722,7 @@ async fn a_wrong_issuer_is_refused() {
 
 /// A config WITHOUT `issuer_override`: the pool's own issuers, keys from the local server.
 fn pool_issuer_config(server: &JwksServer) -> CognitoConfig {
-    CognitoConfig::new(
-        UserPool::parse(POOL).unwrap(),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(server.url())
-    .allow_http_on_loopback(true)
+    support::pool_issuer_config(server, TokenUse::Access, ClientIds::one(CLIENT))
 }
 
 #[tokio::test]
@@ -827,7 +815,7 @@ async fn an_id_token_is_refused_where_access_is_required() {
 async fn an_access_token_is_refused_where_id_is_required() {
     let server = start_server().await;
     let verifier: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, ClientIds::one(CLIENT))).unwrap();
+        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let app = app(verifier, describe_id);
     assert_eq!(
         assert_ok(&send_token(&app, &token(&id_claims(&server.issuer(), CLIENT))).await),
@@ -876,7 +864,7 @@ async fn an_access_token_of_another_client_is_refused() {
 
 fn app_for_clients(server: &JwksServer, clients: ClientIds) -> App {
     app(
-        Verifier::new(local_config(server, TokenUse::Access, clients)).unwrap(),
+        Verifier::new(local_config_with(server, TokenUse::Access, clients)).unwrap(),
         describe_access,
     )
 }
@@ -885,7 +873,7 @@ fn app_for_clients(server: &JwksServer, clients: ClientIds) -> App {
 async fn an_id_token_for_another_audience_is_refused() {
     let server = start_server().await;
     let verifier: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, ClientIds::one(CLIENT))).unwrap();
+        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let app = app(verifier, describe_id);
 
     let mut claims = id_claims(&server.issuer(), OTHER_CLIENT);
@@ -949,8 +937,12 @@ async fn unchecked_client_ids_accept_any_client() {
         let t = token(&access_claims(&server.issuer(), client));
         assert_ok(&send_token(&any_client, &t).await);
     }
-    let ids: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, ClientIds::unchecked())).unwrap();
+    let ids: Verifier<IdClaims> = Verifier::new(local_config_with(
+        &server,
+        TokenUse::Id,
+        ClientIds::unchecked(),
+    ))
+    .unwrap();
     let ids = app(ids, describe_id);
     assert_ok(&send_token(&ids, &token(&id_claims(&server.issuer(), OTHER_CLIENT))).await);
     // Unchecked is not "anything goes": the other checks still run.
@@ -1226,7 +1218,7 @@ async fn a_failing_custom_check_is_forbidden() {
 async fn token_use_any_with_any_claims_accepts_both_kinds() {
     let server = start_server().await;
     let verifier: Verifier<AnyClaims> =
-        Verifier::new(local_config(&server, TokenUse::Any, ClientIds::one(CLIENT))).unwrap();
+        Verifier::new(local_config(&server, TokenUse::Any, CLIENT)).unwrap();
     let app = app(verifier, describe_any);
     assert_eq!(
         assert_ok(&send_token(&app, &token(&access_claims(&server.issuer(), CLIENT))).await),

@@ -14,12 +14,13 @@
 //! moved forward by passing a later `now` (the stores decide expiry from `now`, not from their
 //! own clock).
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use support::{now, unique};
 use tower_cognito::session::{
     MemoryStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
     MAX_WINDOW,
@@ -33,30 +34,6 @@ use SessionVerdict::{Accepted, Revoked, Superseded};
 
 type Store = Arc<dyn SessionStore>;
 type Opened = Pin<Box<dyn Future<Output = Store> + Send>>;
-
-/// The real time, in seconds since the epoch.
-fn wall_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// A name unique to this test run (process, time) and call: keys, prefixes, tables.
-fn unique(what: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    // The unique part first: a table name may be cut to 63 characters.
-    format!(
-        "{}_{}_{}_{what}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
     WindowLimits { size, ttl_secs }
@@ -127,7 +104,7 @@ mod checks {
 
     /// A key never seen has no entry, and its first token is accepted.
     pub async fn fresh_key_is_absent_then_accepted(store: Store) {
-        let (key, t) = (unique("fresh"), wall_now());
+        let (key, t) = (unique("fresh"), now());
         assert_eq!(entry(&store, &key, t).await, None);
         assert_eq!(check(&store, &key, t - 100, t, L2).await, Accepted);
         assert_eq!(entry(&store, &key, t).await, live(&[t - 100], t + 600));
@@ -135,7 +112,7 @@ mod checks {
 
     /// The window of two: current and previous; the chain two refreshes old is superseded.
     pub async fn current_and_previous(store: Store) {
-        let (key, t) = (unique("cap"), wall_now());
+        let (key, t) = (unique("cap"), now());
         let b = t - 3600;
         let verdicts = checks(
             &store,
@@ -165,7 +142,7 @@ mod checks {
 
     /// The same `iat` any number of times is accepted and kept once.
     pub async fn repeated_iat_is_kept_once(store: Store) {
-        let (key, t) = (unique("repeat"), wall_now());
+        let (key, t) = (unique("repeat"), now());
         let verdicts = checks(&store, &key, &[t - 5; 5], t, L2).await;
         assert_eq!(verdicts, [Accepted; 5]);
         assert_eq!(entry(&store, &key, t).await, live(&[t - 5], t + 600));
@@ -178,7 +155,7 @@ mod checks {
     /// An older token arriving late enters a window that is not full, in order; once the window
     /// is full, a value between the two enters and pushes the oldest out.
     pub async fn late_older_token_is_ordered(store: Store) {
-        let (key, t) = (unique("late"), wall_now());
+        let (key, t) = (unique("late"), now());
         let b = t - 3600;
         assert_eq!(
             checks(&store, &key, &[b + 200, b + 100], t, L2).await,
@@ -205,7 +182,7 @@ mod checks {
 
     /// Every window size from 1 to MAX_WINDOW keeps exactly the N newest distinct values.
     pub async fn every_window_size(store: Store) {
-        let t = wall_now();
+        let t = now();
         let b = t - 3600;
         for size in 1..=MAX_WINDOW {
             let key = unique(&format!("size{size}"));
@@ -274,7 +251,7 @@ mod checks {
 
     /// A window of one: only the newest token is accepted.
     pub async fn window_of_one(store: Store) {
-        let (key, t) = (unique("one"), wall_now());
+        let (key, t) = (unique("one"), now());
         let l = limits(1, 600);
         assert_eq!(
             checks(
@@ -292,7 +269,7 @@ mod checks {
 
     /// A revoked session refuses every token, old, current or newer, until its TTL ends.
     pub async fn revoke_refuses_every_token(store: Store) {
-        let (key, t) = (unique("revoke"), wall_now());
+        let (key, t) = (unique("revoke"), now());
         let b = t - 3600;
         checks(&store, &key, &[b + 100, b + 200], t, L2).await;
         revoke(&store, &key, t + 10, L2).await;
@@ -316,7 +293,7 @@ mod checks {
 
     /// Revoking a session never seen refuses its first token too.
     pub async fn revoke_unknown_session(store: Store) {
-        let (key, t) = (unique("revoke_unknown"), wall_now());
+        let (key, t) = (unique("revoke_unknown"), now());
         revoke(&store, &key, t, L2).await;
         let e = entry(&store, &key, t).await.expect("revoked entry");
         assert_eq!((e.revoked, e.expires_at), (true, t + 600));
@@ -327,7 +304,7 @@ mod checks {
 
     /// A revocation lasts the TTL from the revocation, then the session is as if never seen.
     pub async fn revocation_ends_with_ttl(store: Store) {
-        let (key, t) = (unique("revoke_ttl"), wall_now());
+        let (key, t) = (unique("revoke_ttl"), now());
         let l = limits(2, 100);
         checks(&store, &key, &[t - 20, t - 10], t, l).await;
         revoke(&store, &key, t, l).await;
@@ -341,7 +318,7 @@ mod checks {
 
     /// An entry expires TTL after its last change; an expired entry is as if never seen.
     pub async fn entry_expires_with_ttl(store: Store) {
-        let (key, t) = (unique("expiry"), wall_now());
+        let (key, t) = (unique("expiry"), now());
         let l = limits(2, 100);
         let verdicts = checks(&store, &key, &[t - 30, t - 20, t - 10], t, l).await;
         assert_eq!(verdicts, [Accepted; 3]);
@@ -360,7 +337,7 @@ mod checks {
     /// Every accepted token extends the entry's life, even when its `iat` is already kept; the
     /// TTL is the one passed with that call.
     pub async fn accepted_tokens_extend_life(store: Store) {
-        let (key, t) = (unique("extend"), wall_now());
+        let (key, t) = (unique("extend"), now());
         let l = limits(2, 100);
         assert_eq!(check(&store, &key, t - 1, t, l).await, Accepted);
         assert_eq!(check(&store, &key, t - 1, t + 60, l).await, Accepted);
@@ -385,7 +362,7 @@ mod checks {
 
     /// Superseded and revoked answers change nothing: not the window, not its life.
     pub async fn refusals_change_nothing(store: Store) {
-        let (key, t) = (unique("refusals"), wall_now());
+        let (key, t) = (unique("refusals"), now());
         let l = limits(2, 100);
         checks(&store, &key, &[t - 20, t - 10], t, l).await;
         assert_eq!(check(&store, &key, t - 30, t + 50, l).await, Superseded);
@@ -402,7 +379,7 @@ mod checks {
     /// Sessions are independent, whatever their keys look like (prefixes of each other, case,
     /// separators, glob and SQL metacharacters, non-ASCII).
     pub async fn keys_are_independent(store: Store) {
-        let t = wall_now();
+        let t = now();
         let base = unique("indep");
         let suffixes = [
             "",
@@ -466,7 +443,7 @@ mod checks {
 
     /// Window sizes out of range and TTLs below one second are refused, and nothing is written.
     pub async fn invalid_limits_are_refused(store: Store) {
-        let (key, t) = (unique("invalid"), wall_now());
+        let (key, t) = (unique("invalid"), now());
         for bad in [
             limits(0, 600),
             limits(MAX_WINDOW + 1, 600),
@@ -491,7 +468,7 @@ mod checks {
 
     /// The longest TTLs the configuration allows (up to `i64::MAX` seconds) still work.
     pub async fn huge_ttls_work(store: Store) {
-        let t = wall_now();
+        let t = now();
         let century = 100 * 365 * 24 * 3600;
         for ttl in [
             century,
@@ -522,7 +499,7 @@ mod checks {
 
     /// Extreme `iat` values are compared exactly (no rounding through floating point).
     pub async fn extreme_iats_are_exact(store: Store) {
-        let t = wall_now();
+        let t = now();
         let big = (1i64 << 53) + 1; // the first integer a double cannot hold
         let cases: [(&[i64], &[SessionVerdict], &[i64]); 4] = [
             (
@@ -564,7 +541,7 @@ mod checks {
     /// Concurrent checks of one session are applied one after another: whatever the order,
     /// the N newest values are always accepted and are exactly what the window ends with.
     pub async fn concurrent_checks_are_atomic(store: Store) {
-        let t = wall_now();
+        let t = now();
         let mut tasks = tokio::task::JoinSet::new();
         let mut sessions = Vec::new();
         for size in [2usize, 3, 1] {
@@ -614,7 +591,7 @@ mod checks {
     /// A revocation racing with checks: every check that starts after the revocation answered
     /// is refused.
     pub async fn concurrent_revoke(store: Store) {
-        let (key, t) = (unique("concurrent_revoke"), wall_now());
+        let (key, t) = (unique("concurrent_revoke"), now());
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..40 {
             let (store, key) = (store.clone(), key.clone());
@@ -639,7 +616,7 @@ mod checks {
 #[cfg(any(feature = "redis", feature = "postgres"))]
 /// Writes through the store `open(ns)` gives, drops it, and reads through a second one.
 async fn survives_restart(open: impl Fn(String) -> Opened, ns: &str, other_ns: &str) {
-    let t = wall_now();
+    let t = now();
     let (kept, revoked) = (unique("restart_kept"), unique("restart_revoked"));
     {
         let first = open(ns.to_owned()).await;
@@ -744,7 +721,7 @@ mod memory_backend {
     /// One instance shared by clones: a window written through one clone is seen by another.
     #[tokio::test]
     async fn clones_share_windows() {
-        let (key, t) = (unique("clone"), wall_now());
+        let (key, t) = (unique("clone"), now());
         let a = MemoryStore::new(100);
         let b: Store = Arc::new(a.clone());
         let a: Store = Arc::new(a);
@@ -756,7 +733,7 @@ mod memory_backend {
     /// Two separate memory stores share nothing.
     #[tokio::test]
     async fn separate_instances_share_nothing() {
-        let (key, t) = (unique("separate"), wall_now());
+        let (key, t) = (unique("separate"), now());
         let a = open(String::new()).await;
         let b = open(String::new()).await;
         checks(&a, &key, &[t - 3, t - 2, t - 1], t, L2).await;
@@ -768,46 +745,16 @@ mod memory_backend {
 #[cfg(feature = "redis")]
 mod redis_backend {
     use super::*;
-    use tower_cognito::session::RedisStore;
-
-    pub fn redis_url() -> String {
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-    }
+    use support::stores::{delete_redis_keys, redis_connection, redis_prefix, redis_store};
 
     /// A Redis store whose keys all start with `tower-cognito-test:{ns}:`.
     pub fn open(ns: String) -> Opened {
-        Box::pin(async move {
-            let store = RedisStore::connect(&redis_url())
-                .await
-                .unwrap_or_else(|e| panic!("connect to {}: {e}", redis_url()))
-                .with_prefix(format!("tower-cognito-test:{ns}:"));
-            Arc::new(store) as Store
-        })
+        Box::pin(async move { Arc::new(redis_store(&redis_prefix(&ns)).await) as Store })
     }
 
     /// Deletes the test's keys (some tests use TTLs of a century or more).
     pub async fn cleanup(ns: &str) {
-        delete_keys(&format!("tower-cognito-test:{ns}:*")).await;
-    }
-
-    pub async fn delete_keys(pattern: &str) {
-        let client = ::redis::Client::open(redis_url()).expect("client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connection");
-        let keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS");
-        if !keys.is_empty() {
-            let _: i64 = ::redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL");
-        }
+        delete_redis_keys(&redis_prefix(ns)).await;
     }
 
     all_checks!(redis, open);
@@ -825,19 +772,12 @@ mod redis_backend {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keys_live_under_the_prefix() {
         let ns = unique("prefix");
-        let store = RedisStore::connect(&redis_url())
-            .await
-            .expect("connect")
-            .with_prefix(format!("tower-cognito-test:{ns}:"));
+        let store = redis_store(&redis_prefix(&ns)).await;
         assert_eq!(store.prefix(), format!("tower-cognito-test:{ns}:"));
         let store: Store = Arc::new(store);
-        let t = wall_now();
+        let t = now();
         check(&store, "o:abc", t - 1, t, L2).await;
-        let client = ::redis::Client::open(redis_url()).expect("client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connection");
+        let mut conn = redis_connection().await;
         let keys: Vec<String> = ::redis::cmd("KEYS")
             .arg(format!("tower-cognito-test:{ns}:*"))
             .query_async(&mut conn)
@@ -858,44 +798,20 @@ mod redis_backend {
 #[cfg(feature = "postgres")]
 mod postgres_backend {
     use super::*;
-    use tower_cognito::session::PostgresStore;
-
-    pub fn database_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    fn table(ns: &str) -> String {
-        let mut name = format!("tc_{}", ns.to_ascii_lowercase());
-        name.truncate(48);
-        name
-    }
+    use support::stores::{
+        drop_table, postgres_client, postgres_store, postgres_store_with_schema, postgres_table,
+    };
 
     /// A PostgreSQL store on its own table, created if needed.
     pub fn open(ns: String) -> Opened {
         Box::pin(async move {
-            let store = PostgresStore::connect(&database_url())
-                .await
-                .unwrap_or_else(|e| panic!("connect to {}: {e}", database_url()))
-                .with_table(&table(&ns))
-                .expect("table name");
-            store.create_schema().await.expect("create schema");
-            Arc::new(store) as Store
+            Arc::new(postgres_store_with_schema(&postgres_table(&ns)).await) as Store
         })
     }
 
     /// Drops the test's table (only reached when the test passed).
     pub async fn cleanup(ns: &str) {
-        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect for cleanup");
-        let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {}", table(ns)))
-            .await
-            .expect("drop table");
-        drop(client);
-        let _ = task.await;
+        drop_table(&postgres_table(ns)).await;
     }
 
     all_checks!(postgres, open);
@@ -912,14 +828,10 @@ mod postgres_backend {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn create_schema_is_idempotent() {
         let ns = unique("schema");
-        let t = wall_now();
+        let t = now();
         let store = open(ns.clone()).await;
         check(&store, "k", t - 1, t, L2).await;
-        let again = PostgresStore::connect(&database_url())
-            .await
-            .expect("connect")
-            .with_table(&table(&ns))
-            .expect("table name");
+        let again = postgres_store(&postgres_table(&ns)).await;
         again.create_schema().await.expect("create schema again");
         again
             .create_schema()
@@ -939,12 +851,7 @@ mod postgres_backend {
             let ns = unique(&format!("schema_race{round}"));
             let mut stores = Vec::new();
             for _ in 0..6 {
-                let store = PostgresStore::connect(&database_url())
-                    .await
-                    .expect("connect")
-                    .with_table(&table(&ns))
-                    .expect("table name");
-                stores.push(store);
+                stores.push(postgres_store(&postgres_table(&ns)).await);
             }
             let mut tasks = tokio::task::JoinSet::new();
             for store in stores.clone() {
@@ -968,15 +875,9 @@ mod postgres_backend {
     /// `cleanup_expired(now)` deletes exactly the entries expired at `now`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cleanup_expired_removes_only_expired_entries() {
-        let ns = unique("cleanup");
-        let t = wall_now();
-        let store = PostgresStore::connect(&database_url())
-            .await
-            .expect("connect")
-            .with_table(&table(&ns))
-            .expect("table name");
-        store.create_schema().await.expect("create schema");
-        let store = Arc::new(store);
+        let (ns, t) = (unique("cleanup"), now());
+        let table = postgres_table(&ns);
+        let store = Arc::new(postgres_store_with_schema(&table).await);
         let dyn_store: Store = store.clone();
         check(&dyn_store, "short", t - 1, t, limits(2, 10)).await;
         check(&dyn_store, "long", t - 1, t, limits(2, 1000)).await;
@@ -985,12 +886,9 @@ mod postgres_backend {
         let removed = store.cleanup_expired(t + 10).await.expect("cleanup");
         assert_eq!(removed, 2);
         // Gone for good: counting rows with a fresh connection.
-        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        let rows: i64 = postgres_client()
             .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let rows: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {}", table(&ns)), &[])
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await
             .expect("count")
             .get(0);

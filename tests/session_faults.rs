@@ -18,16 +18,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
-use serde_json::json;
-use support::{access_claims, key, mint, JwksServer};
-use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
+use support::{challenge, key, local_config, ApiServer, JwksServer, SignIn};
 use tower_cognito::session::{SessionConfig, SessionStore};
-use tower_cognito::{
-    AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verified, Verifier,
-};
+use tower_cognito::{AuthError, TokenUse, Verified, Verifier};
 
 const POOL: &str = "us-east-1_FaultTest1";
 const CLIENT: &str = "fault0client0id0for0tests";
@@ -36,14 +30,6 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 /// What a request may take beyond the store timeout (signature check, scheduling, debug build).
 const SLACK: Duration = Duration::from_millis(700);
 
-type Api = BoxCloneSyncService<Request<String>, Response<String>, Infallible>;
-
-#[derive(Clone)]
-struct Server {
-    verifier: Verifier,
-    api: Api,
-}
-
 async fn handler(request: Request<String>) -> Result<Response<String>, Infallible> {
     let verified = request.extensions().get::<Verified>().expect("Verified");
     Ok(Response::new(
@@ -51,29 +37,15 @@ async fn handler(request: Request<String>) -> Result<Response<String>, Infallibl
     ))
 }
 
-async fn server(jwks: &JwksServer, store: Arc<dyn SessionStore>, fail_open: bool) -> Server {
-    let config = CognitoConfig::new(
-        UserPool::parse(POOL).expect("pool id"),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(jwks.url())
-    .issuer_override(jwks.issuer())
-    .allow_http_on_loopback(true)
-    .session_window(
+async fn server(jwks: &JwksServer, store: Arc<dyn SessionStore>, fail_open: bool) -> ApiServer {
+    let config = local_config(jwks, TokenUse::Access, CLIENT).session_window(
         SessionConfig::new(store)
             .timeout(TIMEOUT)
             .fail_open(fail_open),
     );
     let verifier: Verifier = Verifier::new(config).expect("verifier");
     verifier.prefetch_keys().await.expect("prefetch keys");
-    let api = ServiceBuilder::new()
-        .layer(CognitoAuthLayer::new(verifier.clone()))
-        .service(tower::service_fn(handler));
-    Server {
-        verifier,
-        api: BoxCloneSyncService::new(api),
-    }
+    ApiServer::new(verifier, handler)
 }
 
 #[derive(Debug)]
@@ -84,25 +56,12 @@ struct Answer {
     took: Duration,
 }
 
-async fn call(server: &Server, token: &str) -> Answer {
-    let request = Request::builder()
-        .uri("/")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(String::new())
-        .expect("request");
+async fn call(server: &ApiServer, token: &str) -> Answer {
     let start = Instant::now();
-    let response = server
-        .api
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("infallible");
+    let response = server.get("/", token).await;
     Answer {
         status: response.status(),
-        challenge: response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().expect("ASCII").to_owned()),
+        challenge: challenge(&response),
         error: response.extensions().get::<AuthError>().cloned(),
         took: start.elapsed(),
     }
@@ -131,36 +90,8 @@ fn assert_ok(answer: &Answer) {
     assert_eq!(answer.challenge, None, "{answer:?}");
 }
 
-/// A token of a fresh sign-in, `n` refreshes after the original (`iat` = T+n).
-struct SignIn {
-    origin_jti: String,
-    issuer: String,
-    t: i64,
-}
-
-impl SignIn {
-    fn new(jwks: &JwksServer) -> Self {
-        Self {
-            origin_jti: support::uuid(),
-            issuer: jwks.issuer(),
-            t: support::now() - 60,
-        }
-    }
-
-    fn token(&self, n: i64) -> String {
-        let mut claims = access_claims(&self.issuer, CLIENT);
-        claims["origin_jti"] = json!(self.origin_jti);
-        claims["iat"] = json!(self.t + n);
-        mint(key(0), &claims)
-    }
-
-    fn session_key(&self) -> String {
-        format!("o:{}", self.origin_jti)
-    }
-}
-
 /// Calls until the answer is 200 or `deadline` passes; returns how long it took.
-async fn wait_until_ok(server: &Server, token: &str, deadline: Duration) -> Duration {
+async fn wait_until_ok(server: &ApiServer, token: &str, deadline: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let answer = call(server, token).await;
@@ -193,6 +124,8 @@ fn free_port() -> u16 {
 #[cfg(feature = "redis")]
 mod redis_faults {
     use super::*;
+    use crate::support::{access_claims, mint};
+    use serde_json::json;
     use std::process::{Child, Command, Stdio};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tower_cognito::session::RedisStore;
@@ -342,7 +275,7 @@ mod redis_faults {
         let mut redis = RedisProcess::start().await;
         let store = store(&redis).await;
         let api = server(&jwks, store.clone(), false).await;
-        let sign_in = SignIn::new(&jwks);
+        let sign_in = SignIn::new(&jwks, CLIENT);
         let (old, current) = (sign_in.token(0), sign_in.token(1));
         for _ in 0..5 {
             assert_ok(&call(&api, &current).await);
@@ -423,7 +356,7 @@ mod redis_faults {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
         let mut redis = RedisProcess::start().await;
         let api = server(&jwks, store(&redis).await, false).await;
-        let token = SignIn::new(&jwks).token(0);
+        let token = SignIn::new(&jwks, CLIENT).token(0);
         for round in 0..3 {
             assert_ok(&call(&api, &token).await);
             redis.kill();
@@ -444,7 +377,7 @@ mod redis_faults {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
         let mut redis = RedisProcess::start().await;
         let api = server(&jwks, store(&redis).await, true).await;
-        let sign_in = SignIn::new(&jwks);
+        let sign_in = SignIn::new(&jwks, CLIENT);
         for n in 0..3 {
             assert_ok(&call(&api, &sign_in.token(n)).await);
         }
@@ -481,7 +414,7 @@ mod redis_faults {
         let store = store(&redis).await;
         let closed = server(&jwks, store.clone(), false).await;
         let open = server(&jwks, store.clone(), true).await;
-        let sign_in = SignIn::new(&jwks);
+        let sign_in = SignIn::new(&jwks, CLIENT);
         let token = sign_in.token(0);
         assert_ok(&call(&closed, &token).await);
 
@@ -544,47 +477,15 @@ mod postgres_faults {
     use super::*;
     use std::net::SocketAddr;
     use std::str::FromStr;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
+    use support::stores::{
+        database_url, drop_table, postgres_client, postgres_store_with_schema,
+        unique_postgres_table,
+    };
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
     use tokio_postgres::config::Host;
     use tower_cognito::session::{PostgresStore, StoreErrorKind};
-
-    fn database_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-    }
-
-    fn table() -> String {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        format!(
-            "tc_faults_{}_{}_{}",
-            std::process::id(),
-            nanos % 1_000_000_000_000,
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
-    }
-
-    async fn admin() -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        client
-    }
-
-    async fn drop_table(table: &str) {
-        admin()
-            .await
-            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .expect("drop table");
-    }
 
     /// The PostgreSQL server of `DATABASE_URL`, and the same URL pointed at `port` instead.
     fn upstream_and_url_via(port: u16) -> (SocketAddr, String) {
@@ -709,7 +610,7 @@ mod postgres_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_unreachable_then_back() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let table = table();
+        let table = unique_postgres_table("faults");
         let port = free_port();
         let (upstream, url) = upstream_and_url_via(port);
         let relay = Relay::start(port, upstream).await;
@@ -722,7 +623,7 @@ mod postgres_faults {
         let store = Arc::new(store);
         let closed = server(&jwks, store.clone(), false).await;
         let open = server(&jwks, store.clone(), true).await;
-        let sign_in = SignIn::new(&jwks);
+        let sign_in = SignIn::new(&jwks, CLIENT);
         let token = sign_in.token(0);
         for _ in 0..3 {
             assert_ok(&call(&closed, &token).await);
@@ -757,21 +658,15 @@ mod postgres_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_locked_table_times_out() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let table = table();
-        let store = PostgresStore::connect(&database_url())
-            .await
-            .expect("connect")
-            .with_table(&table)
-            .expect("table name");
-        store.create_schema().await.expect("create schema");
-        let store = Arc::new(store);
+        let table = unique_postgres_table("faults");
+        let store = Arc::new(postgres_store_with_schema(&table).await);
         let closed = server(&jwks, store.clone(), false).await;
         let open = server(&jwks, store.clone(), true).await;
-        let sign_in = SignIn::new(&jwks);
+        let sign_in = SignIn::new(&jwks, CLIENT);
         let token = sign_in.token(0);
         assert_ok(&call(&closed, &token).await);
 
-        let mut locker = admin().await;
+        let mut locker = postgres_client().await;
         let transaction = locker.transaction().await.expect("begin");
         transaction
             .batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))

@@ -8,15 +8,16 @@
 //! servers) use fewer cases so the run takes seconds. Each case uses session keys of its own,
 //! and each run a key prefix or table of its own.
 
+mod support;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use support::unique;
 use tower_cognito::session::{
     MemoryStore, SessionEntry, SessionStore, SessionVerdict, WindowLimits, MAX_WINDOW,
 };
@@ -178,28 +179,6 @@ fn case(max_ops: usize, varying: bool) -> impl Strategy<Value = (usize, i64, Vec
 // The property
 // ---------------------------------------------------------------------------------------------
 
-fn wall_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// A string unique to this process, run and call.
-fn unique(what: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!(
-        "{}_{}_{}_{what}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn expected_entry(model: &Model, key: usize, now: i64) -> Option<ModelSession> {
     model.get(key, now).cloned()
 }
@@ -240,7 +219,7 @@ async fn run_case(
     let case = unique("case");
     let keys: Vec<String> = (0..KEYS).map(|k| format!("{case}:k{k}")).collect();
     let mut model = Model::new(size, ttl);
-    let start = wall_now();
+    let start = support::now();
     let base = start - 3600;
     let mut now = start;
     for (i, op) in ops.iter().enumerate() {
@@ -366,18 +345,11 @@ where
 #[cfg(feature = "redis")]
 mod redis_backend {
     use super::*;
-    use tower_cognito::session::RedisStore;
+    use support::stores::{redis_store, unique_redis_prefix};
 
     /// A Redis store under a prefix of its own.
     fn open(rt: &tokio::runtime::Runtime) -> Arc<dyn SessionStore> {
-        let url =
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let prefix = format!("tower-cognito-test:{}:", unique("model"));
-        let store = rt
-            .block_on(RedisStore::connect(&url))
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-            .with_prefix(prefix);
-        Arc::new(store)
+        Arc::new(rt.block_on(redis_store(&unique_redis_prefix("model"))))
     }
 
     #[test]
@@ -394,42 +366,17 @@ mod redis_backend {
 #[cfg(feature = "postgres")]
 mod postgres_backend {
     use super::*;
-    use tower_cognito::session::PostgresStore;
-
-    fn database_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
+    use support::stores::{drop_table, postgres_store_with_schema, unique_postgres_table};
 
     /// Runs the property on a table of its own, dropped when it passed.
     fn run(varying: bool) {
-        let mut table = format!("tc_{}", unique("model"));
-        table.truncate(48);
+        let table = unique_postgres_table("model");
         let open = |rt: &tokio::runtime::Runtime| -> Arc<dyn SessionStore> {
-            rt.block_on(async {
-                let url = database_url();
-                let store = PostgresStore::connect(&url)
-                    .await
-                    .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-                    .with_table(&table)
-                    .expect("table name");
-                store.create_schema().await.expect("create schema");
-                Arc::new(store)
-            })
+            Arc::new(rt.block_on(postgres_store_with_schema(&table)))
         };
         check_against_model(32, 40, varying, once(open));
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-                    .await
-                    .expect("connect for cleanup");
-            tokio::spawn(connection);
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await
-                .expect("drop table");
-        });
+        rt.block_on(drop_table(&table));
     }
 
     #[test]

@@ -26,32 +26,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::json;
-use support::{access_claims, key, mint, JwksServer};
+use support::{access_claims, challenge, key, local_config, mint, ApiServer, JwksServer, SignIn};
 use tokio::task::JoinSet;
-use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
 use tower_cognito::{
-    ClientIds, CognitoAuthLayer, CognitoConfig, ConfigError, TokenUse, UserPool, Verified,
-    Verifier, DEFAULT_REALM,
+    ClientIds, CognitoConfig, ConfigError, TokenUse, UserPool, Verified, Verifier, DEFAULT_REALM,
 };
 
 const POOL: &str = "us-east-1_RaceTest1";
 const CLIENT: &str = "race0client0id0for0tests";
 const SUPERSEDED: &str = "The token belongs to a superseded session; refresh the tokens and retry";
 const REVOKED: &str = "The session has been revoked";
-
-type Api = BoxCloneSyncService<Request<String>, Response<String>, Infallible>;
-
-/// One API server: a verifier with its own session store instance, behind the layer.
-#[derive(Clone)]
-struct Server {
-    verifier: Verifier,
-    api: Api,
-}
 
 /// The handler answers `session key|iat` of the verified token.
 async fn handler(request: Request<String>) -> Result<Response<String>, Infallible> {
@@ -66,27 +53,15 @@ async fn handler(request: Request<String>) -> Result<Response<String>, Infallibl
     )))
 }
 
-async fn server(jwks: &JwksServer, store: Arc<dyn SessionStore>) -> Server {
-    let config = CognitoConfig::new(
-        UserPool::parse(POOL).expect("pool id"),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(jwks.url())
-    .issuer_override(jwks.issuer())
-    .allow_http_on_loopback(true)
-    // A generous store timeout: hundreds of concurrent requests on a small test machine must
-    // not turn into 503s; the faults tests cover the timeout itself.
-    .session_window(SessionConfig::new(store).timeout(Duration::from_secs(5)));
+/// One API server: a verifier with its own session store instance, behind the layer.
+async fn server(jwks: &JwksServer, store: Arc<dyn SessionStore>) -> ApiServer {
+    let config = local_config(jwks, TokenUse::Access, CLIENT)
+        // A generous store timeout: hundreds of concurrent requests on a small test machine must
+        // not turn into 503s; the faults tests cover the timeout itself.
+        .session_window(SessionConfig::new(store).timeout(Duration::from_secs(5)));
     let verifier: Verifier = Verifier::new(config).expect("verifier");
     verifier.prefetch_keys().await.expect("prefetch keys");
-    let api = ServiceBuilder::new()
-        .layer(CognitoAuthLayer::new(verifier.clone()))
-        .service(tower::service_fn(handler));
-    Server {
-        verifier,
-        api: BoxCloneSyncService::new(api),
-    }
+    ApiServer::new(verifier, handler)
 }
 
 /// What a request got back.
@@ -113,57 +88,12 @@ impl Answer {
     }
 }
 
-async fn call(server: &Server, token: &str) -> Answer {
-    let request = Request::builder()
-        .uri("/me")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(String::new())
-        .expect("request");
-    let response = server
-        .api
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("infallible");
+async fn call(server: &ApiServer, token: &str) -> Answer {
+    let response = server.get("/me", token).await;
     Answer {
         status: response.status(),
-        challenge: response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .map(|v| v.to_str().expect("ASCII challenge").to_owned()),
+        challenge: challenge(&response),
         body: response.into_body(),
-    }
-}
-
-/// The tokens of one sign-in: all share one `origin_jti`.
-struct SignIn {
-    origin_jti: String,
-    issuer: String,
-    /// The original token's `iat`.
-    t: i64,
-}
-
-impl SignIn {
-    fn new(jwks: &JwksServer) -> Self {
-        Self {
-            origin_jti: support::uuid(),
-            issuer: jwks.issuer(),
-            // In the past, so that T+3 is not "issued in the future".
-            t: support::now() - 60,
-        }
-    }
-
-    /// The token refreshed `n` times from the original (`iat` T+n).
-    fn token(&self, n: i64) -> String {
-        let mut claims = access_claims(&self.issuer, CLIENT);
-        claims["origin_jti"] = json!(self.origin_jti);
-        claims["auth_time"] = json!(self.t);
-        claims["iat"] = json!(self.t + n);
-        mint(key(0), &claims)
-    }
-
-    fn session_key(&self) -> String {
-        format!("o:{}", self.origin_jti)
     }
 }
 
@@ -184,7 +114,7 @@ struct Record {
 
 fn spawn_request(
     tasks: &mut JoinSet<Record>,
-    servers: &[Server],
+    servers: &[ApiServer],
     tokens: &(Arc<str>, Arc<str>),
     i: usize,
 ) {
@@ -210,8 +140,8 @@ fn spawn_request(
 
 /// The race against `servers` (one or more API servers sharing one session store).
 /// `store` is one of the servers' stores, to look at the window at the end.
-async fn refresh_race(jwks: &JwksServer, servers: &[Server], store: &dyn SessionStore) {
-    let sign_in = SignIn::new(jwks);
+async fn refresh_race(jwks: &JwksServer, servers: &[ApiServer], store: &dyn SessionStore) {
+    let sign_in = SignIn::new(jwks, CLIENT);
     let original = sign_in.token(0);
     let tokens: (Arc<str>, Arc<str>) = (sign_in.token(1).into(), sign_in.token(2).into());
     let c = sign_in.token(3);
@@ -335,10 +265,10 @@ async fn refresh_race(jwks: &JwksServer, servers: &[Server], store: &dyn Session
 }
 
 /// Revoked through the first server, refused by every server (the last one in particular).
-async fn revoke_across_servers(jwks: &JwksServer, servers: &[Server]) {
+async fn revoke_across_servers(jwks: &JwksServer, servers: &[ApiServer]) {
     let (first, last) = (&servers[0], servers.last().expect("a server"));
-    let sign_in = SignIn::new(jwks);
-    let other = SignIn::new(jwks);
+    let sign_in = SignIn::new(jwks, CLIENT);
+    let other = SignIn::new(jwks, CLIENT);
     for s in servers {
         assert!(call(s, &sign_in.token(0)).await.is_ok());
         assert!(call(s, &other.token(0)).await.is_ok());
@@ -387,7 +317,7 @@ async fn memory_stores_are_per_server() {
     let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     let one = server(&jwks, Arc::new(MemoryStore::new(100))).await;
     let two = server(&jwks, Arc::new(MemoryStore::new(100))).await;
-    let sign_in = SignIn::new(&jwks);
+    let sign_in = SignIn::new(&jwks, CLIENT);
     for n in 0..4 {
         assert!(call(&one, &sign_in.token(n)).await.is_ok());
     }
@@ -446,26 +376,12 @@ async fn tokens_without_origin_jti_use_sub_and_client() {
 async fn refused_tokens_never_touch_the_window() {
     let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     let store = Arc::new(MemoryStore::new(100));
-    let config = CognitoConfig::new(
-        UserPool::parse(POOL).expect("pool id"),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(jwks.url())
-    .issuer_override(jwks.issuer())
-    .allow_http_on_loopback(true)
-    .require_scopes(["openid"])
-    .session_window(SessionConfig::new(store.clone()));
+    let config = local_config(&jwks, TokenUse::Access, CLIENT)
+        .require_scopes(["openid"])
+        .session_window(SessionConfig::new(store.clone()));
     let verifier: Verifier = Verifier::new(config).expect("verifier");
-    let api = Server {
-        api: BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(CognitoAuthLayer::new(verifier.clone()))
-                .service(tower::service_fn(handler)),
-        ),
-        verifier,
-    };
-    let sign_in = SignIn::new(&jwks);
+    let api = ApiServer::new(verifier, handler);
+    let sign_in = SignIn::new(&jwks, CLIENT);
     assert!(call(&api, &sign_in.token(0)).await.is_ok());
     let before = store
         .entry(&sign_in.session_key(), support::now())
@@ -533,33 +449,18 @@ async fn refused_tokens_never_touch_the_window() {
 async fn a_key_function_chooses_the_session() {
     let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
     let store = Arc::new(MemoryStore::new(100));
-    let config = CognitoConfig::new(
-        UserPool::parse(POOL).expect("pool id"),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(jwks.url())
-    .issuer_override(jwks.issuer())
-    .allow_http_on_loopback(true)
-    .session_window(SessionConfig::new(store.clone()).key_fn(|parts| {
-        match (parts.sub, parts.token_use) {
+    let config = local_config(&jwks, TokenUse::Access, CLIENT).session_window(
+        SessionConfig::new(store.clone()).key_fn(|parts| match (parts.sub, parts.token_use) {
             (Some(sub), "access") if sub != "nobody" => Some(format!("user:{sub}")),
             _ => None,
-        }
-    }));
+        }),
+    );
     let verifier: Verifier = Verifier::new(config).expect("verifier");
-    let api = Server {
-        api: BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(CognitoAuthLayer::new(verifier.clone()))
-                .service(tower::service_fn(handler)),
-        ),
-        verifier,
-    };
+    let api = ApiServer::new(verifier, handler);
     // Three sign-ins of one user, one after another: one window for all of them.
     let sign_ins: Vec<SignIn> = (0..3)
         .map(|i| {
-            let mut s = SignIn::new(&jwks);
+            let mut s = SignIn::new(&jwks, CLIENT);
             s.t += i * 10;
             s
         })
@@ -633,68 +534,33 @@ fn window_settings_are_validated() {
 #[cfg(feature = "redis")]
 mod redis_servers {
     use super::*;
+    use support::stores::{delete_redis_keys, redis_store, unique_redis_prefix};
     use tower_cognito::session::RedisStore;
 
-    async fn store(prefix: &str) -> Arc<RedisStore> {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let store = RedisStore::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-            .with_prefix(prefix);
-        Arc::new(store)
-    }
-
     /// Two API servers, each with its own connection, sharing one Redis under `prefix`.
-    async fn two_servers(jwks: &JwksServer, prefix: &str) -> ([Server; 2], Arc<RedisStore>) {
-        let (one, two) = (store(prefix).await, store(prefix).await);
+    async fn two_servers(jwks: &JwksServer, prefix: &str) -> ([ApiServer; 2], Arc<RedisStore>) {
+        let one = Arc::new(redis_store(prefix).await);
+        let two = Arc::new(redis_store(prefix).await);
         let servers = [server(jwks, one.clone()).await, server(jwks, two).await];
         (servers, one)
-    }
-
-    fn prefix() -> String {
-        format!("tower-cognito-test:race:{}:", support::uuid())
-            + &support::now().to_string()
-            + &format!(":{}:", std::process::id())
-    }
-
-    /// Deletes the keys under `prefix` (the sessions live 30 days by default).
-    async fn delete_keys(prefix: &str) {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let client = ::redis::Client::open(url).expect("client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connection");
-        let keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS");
-        if !keys.is_empty() {
-            let _: i64 = ::redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL");
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_refresh_race_on_two_servers() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let prefix = prefix();
+        let prefix = unique_redis_prefix("race");
         let (servers, store) = two_servers(&jwks, &prefix).await;
         refresh_race(&jwks, &servers, &*store).await;
-        delete_keys(&prefix).await;
+        delete_redis_keys(&prefix).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_revoke_on_one_server_is_refused_on_the_other() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let prefix = prefix();
+        let prefix = unique_redis_prefix("race");
         let (servers, _) = two_servers(&jwks, &prefix).await;
         revoke_across_servers(&jwks, &servers).await;
-        delete_keys(&prefix).await;
+        delete_redis_keys(&prefix).await;
     }
 }
 
@@ -705,62 +571,22 @@ mod redis_servers {
 #[cfg(feature = "postgres")]
 mod postgres_servers {
     use super::*;
+    use support::stores::{drop_table, postgres_store, unique_postgres_table};
     use tower_cognito::session::PostgresStore;
 
-    fn database_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-    }
-
-    async fn store(table: &str) -> Arc<PostgresStore> {
-        let url = database_url();
-        let store = PostgresStore::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-            .with_table(table)
-            .expect("table name");
-        Arc::new(store)
-    }
-
-    /// A table of its own (at most 48 bytes, unique part first).
-    fn table() -> String {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        format!(
-            "tc_race_{}_{}_{}",
-            std::process::id(),
-            nanos % 1_000_000_000_000,
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
-    }
-
     /// Two API servers, each with its own pool, sharing one table.
-    async fn two_servers(jwks: &JwksServer, table: &str) -> ([Server; 2], Arc<PostgresStore>) {
-        let (one, two) = (store(table).await, store(table).await);
+    async fn two_servers(jwks: &JwksServer, table: &str) -> ([ApiServer; 2], Arc<PostgresStore>) {
+        let one = Arc::new(postgres_store(table).await);
+        let two = Arc::new(postgres_store(table).await);
         one.create_schema().await.expect("create schema");
         let servers = [server(jwks, one.clone()).await, server(jwks, two).await];
         (servers, one)
     }
 
-    async fn drop_table(table: &str) {
-        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect for cleanup");
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-            .await
-            .expect("drop table");
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_refresh_race_on_two_servers() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let table = table();
+        let table = unique_postgres_table("race");
         let (servers, store) = two_servers(&jwks, &table).await;
         refresh_race(&jwks, &servers, &*store).await;
         drop_table(&table).await;
@@ -769,7 +595,7 @@ mod postgres_servers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_revoke_on_one_server_is_refused_on_the_other() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let table = table();
+        let table = unique_postgres_table("race");
         let (servers, _) = two_servers(&jwks, &table).await;
         revoke_across_servers(&jwks, &servers).await;
         drop_table(&table).await;

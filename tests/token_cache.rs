@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{access_claims, key, mint, now, JwksServer};
+use support::{access_claims, key, local_config, mint, now, JwksServer};
 use tower_cognito::session::{MemoryStore, SessionConfig};
-use tower_cognito::{
-    AuthError, ClientIds, Clock, CognitoConfig, Forbidden, InvalidToken, TokenUse, UserPool,
-    Verifier,
-};
+use tower_cognito::{AuthError, Clock, CognitoConfig, Forbidden, InvalidToken, TokenUse, Verifier};
 
 const POOL: &str = "eu-west-1_CacheTest";
 const CLIENT: &str = "cacheclient";
@@ -27,15 +24,7 @@ impl Clock for TestClock {
 }
 
 fn config(server: &JwksServer) -> CognitoConfig {
-    CognitoConfig::new(
-        UserPool::parse(POOL).unwrap(),
-        TokenUse::Access,
-        ClientIds::one(CLIENT),
-    )
-    .jwks_url(server.url())
-    .issuer_override(server.issuer())
-    .allow_http_on_loopback(true)
-    .leeway(Duration::ZERO)
+    local_config(server, TokenUse::Access, CLIENT).leeway(Duration::ZERO)
 }
 
 #[tokio::test]

@@ -13,9 +13,14 @@
 //! let mut claims = support::access_claims(&server.issuer(), "client-abc");
 //! claims["exp"] = json!(support::now() - 10);
 //! let token = support::mint(support::key(0), &claims);
+//! let config = support::local_config(&server, TokenUse::Access, "client-abc");
 //! ```
+//!
+//! With the `redis` or `postgres` feature, [`stores`] connects session stores to the shared
+//! test servers.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,7 +34,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -39,6 +44,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_cognito::{ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verifier};
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub mod stores;
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -205,6 +216,23 @@ pub fn uuid() -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
+/// A name unique to this test run (process, time) and call, ending in `what`: session keys,
+/// Redis key prefixes, table names. The unique part comes first, so a table name cut to its
+/// maximum length stays unique.
+pub fn unique(what: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!(
+        "{}_{}_{}_{what}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// base64url without padding.
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -273,6 +301,131 @@ pub fn id_claims(issuer: &str, client_id: &str) -> Value {
         "email": "alice@example.com",
         "custom:tenant": "acme",
     })
+}
+
+/// The tokens of one sign-in: all share one `origin_jti` and are minted with [`key`]`(0)`.
+/// The original token has `iat` T, the one refreshed `n` times `iat` T+n.
+pub struct SignIn {
+    /// The sign-in's `origin_jti`.
+    pub origin_jti: String,
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    /// The app client (`client_id`) of its tokens.
+    pub client: String,
+    /// The original token's `iat` (and every token's `auth_time`).
+    pub t: i64,
+}
+
+impl SignIn {
+    /// A fresh sign-in at the server's issuer, a minute ago (so that a few refreshes are not
+    /// "issued in the future").
+    pub fn new(server: &JwksServer, client: &str) -> Self {
+        Self {
+            origin_jti: uuid(),
+            issuer: server.issuer(),
+            client: client.to_owned(),
+            t: now() - 60,
+        }
+    }
+
+    /// The token refreshed `n` times from the original (`iat` T+n).
+    pub fn token(&self, n: i64) -> String {
+        let mut claims = access_claims(&self.issuer, &self.client);
+        claims["origin_jti"] = json!(self.origin_jti);
+        claims["auth_time"] = json!(self.t);
+        claims["iat"] = json!(self.t + n);
+        mint(key(0), &claims)
+    }
+
+    /// The default session key of this sign-in (`o:{origin_jti}`).
+    pub fn session_key(&self) -> String {
+        format!("o:{}", self.origin_jti)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configs
+// ---------------------------------------------------------------------------
+
+/// A config taking its keys from the local JWKS server (plain http on loopback), but
+/// accepting only the pool's own Cognito issuers (no `issuer_override`).
+pub fn pool_issuer_config(
+    server: &JwksServer,
+    token_use: TokenUse,
+    clients: ClientIds,
+) -> CognitoConfig {
+    CognitoConfig::new(
+        UserPool::parse(server.pool_id()).expect("pool id"),
+        token_use,
+        clients,
+    )
+    .jwks_url(server.url())
+    .allow_http_on_loopback(true)
+}
+
+/// A config for the local JWKS server: its keys (plain http on loopback) and its issuer.
+pub fn local_config_with(
+    server: &JwksServer,
+    token_use: TokenUse,
+    clients: ClientIds,
+) -> CognitoConfig {
+    pool_issuer_config(server, token_use, clients).issuer_override(server.issuer())
+}
+
+/// [`local_config_with`] for the one app client `client`.
+pub fn local_config(server: &JwksServer, token_use: TokenUse, client: &str) -> CognitoConfig {
+    local_config_with(server, token_use, ClientIds::one(client))
+}
+
+// ---------------------------------------------------------------------------
+// API servers
+// ---------------------------------------------------------------------------
+
+/// The service of an [`ApiServer`]: the real layer in front of a handler.
+pub type Api = BoxCloneSyncService<Request<String>, Response<String>, Infallible>;
+
+/// One API server: a verifier behind the real [`CognitoAuthLayer`], in front of a handler.
+#[derive(Clone)]
+pub struct ApiServer {
+    /// The verifier the layer uses (to revoke sessions, look at its caches).
+    pub verifier: Verifier,
+    /// The layer in front of the handler.
+    pub api: Api,
+}
+
+impl ApiServer {
+    /// `verifier` behind the layer, in front of `handler`.
+    pub fn new<H, F>(verifier: Verifier, handler: H) -> Self
+    where
+        H: Fn(Request<String>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Response<String>, Infallible>> + Send + 'static,
+    {
+        let api = ServiceBuilder::new()
+            .layer(CognitoAuthLayer::new(verifier.clone()))
+            .service(tower::service_fn(handler));
+        Self {
+            verifier,
+            api: BoxCloneSyncService::new(api),
+        }
+    }
+
+    /// Sends `GET uri` with `Authorization: Bearer {token}`.
+    pub async fn get(&self, uri: &str, token: &str) -> Response<String> {
+        let request = Request::builder()
+            .uri(uri)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(String::new())
+            .expect("request");
+        self.api.clone().oneshot(request).await.expect("infallible")
+    }
+}
+
+/// The `WWW-Authenticate` challenge of a response, if any.
+pub fn challenge<B>(response: &Response<B>) -> Option<String> {
+    response
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().expect("ASCII challenge").to_owned())
 }
 
 // ---------------------------------------------------------------------------
