@@ -42,7 +42,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
 use tower_cognito::{
     AccessClaims, AnyClaims, AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, ConfigError,
@@ -388,89 +388,24 @@ async fn postgres_store(_url: &str) -> Result<Arc<dyn SessionStore>, StartError>
 // Routes
 // ---------------------------------------------------------------------------------------------
 
-/// The claims types, as JSON: the crate's claims types are `Deserialize` only.
-trait ClaimsJson: DeserializeOwned + Send + Sync + 'static {
-    fn to_json(&self) -> Value;
-}
-
-/// `other` (every claim without a field of its own) plus the named fields.
-fn claims_object(other: &Map<String, Value>, named: Value) -> Value {
-    let mut object = other.clone();
-    if let Value::Object(named) = named {
-        object.extend(named.into_iter().filter(|(_, v)| !v.is_null()));
-    }
-    Value::Object(object)
-}
-
-impl ClaimsJson for AccessClaims {
-    fn to_json(&self) -> Value {
-        claims_object(
-            &self.other,
-            json!({
-                "token_use": "access",
-                "sub": self.sub,
-                "iss": self.iss,
-                "client_id": self.client_id,
-                "username": self.username,
-                "scope": self.scope,
-                "cognito:groups": self.groups,
-                "origin_jti": self.origin_jti,
-                "jti": self.jti,
-                "event_id": self.event_id,
-                "device_key": self.device_key,
-                "auth_time": self.auth_time,
-                "iat": self.iat,
-                "exp": self.exp,
-            }),
-        )
-    }
-}
-
-impl ClaimsJson for IdClaims {
-    fn to_json(&self) -> Value {
-        claims_object(
-            &self.other,
-            json!({
-                "token_use": "id",
-                "sub": self.sub,
-                "iss": self.iss,
-                "aud": self.aud,
-                "cognito:username": self.username,
-                "email": self.email,
-                "email_verified": self.email_verified,
-                "cognito:groups": self.groups,
-                "origin_jti": self.origin_jti,
-                "jti": self.jti,
-                "auth_time": self.auth_time,
-                "iat": self.iat,
-                "exp": self.exp,
-            }),
-        )
-    }
-}
-
-impl ClaimsJson for AnyClaims {
-    fn to_json(&self) -> Value {
-        match self {
-            AnyClaims::Access(claims) => claims.to_json(),
-            AnyClaims::Id(claims) => claims.to_json(),
-            // `AnyClaims` is non-exhaustive: a future kind of token.
-            _ => json!({ "sub": self.sub(), "cognito:groups": self.groups() }),
-        }
-    }
-}
+/// The claims types this server can be run with (`COGNITO_TOKEN_USE`).
+trait Claims: DeserializeOwned + Send + Sync + 'static {}
+impl Claims for AccessClaims {}
+impl Claims for IdClaims {}
+impl Claims for AnyClaims {}
 
 async fn health() -> &'static str {
     "ok"
 }
 
-async fn me<C: ClaimsJson>(verified: Verified<C>) -> Json<Value> {
-    Json(verified.to_json())
+/// Every claim of the verified token, including those without a field in the claims type.
+async fn me<C: Claims>(verified: Verified<C>) -> Json<Value> {
+    Json(verified.claims_json())
 }
 
-async fn admin<C: ClaimsJson>(verified: Verified<C>) -> Json<Value> {
-    let claims = verified.to_json();
-    Json(json!({ "admin": true, "sub": claims["sub"] }))
+async fn admin<C: Claims>(verified: Verified<C>) -> Json<Value> {
+    let sub: Option<String> = verified.claim("sub");
+    Json(json!({ "admin": true, "sub": sub }))
 }
 
 /// One log line per request: method, path, status, latency, and why a request was refused.
@@ -494,7 +429,7 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Builds the app for the claims type `C` and serves it until Ctrl-C.
-async fn serve<C: ClaimsJson>(
+async fn serve<C: Claims>(
     settings: Settings,
     sessions: Option<SessionConfig>,
 ) -> Result<(), StartError> {

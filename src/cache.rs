@@ -21,8 +21,7 @@ use crate::verifier::Verified;
 
 /// One verified token.
 pub(crate) struct Entry<C> {
-    token: Box<str>,
-    /// The verified claims, without the session key.
+    /// The verified claims (and the token, compared on every hit), without the session key.
     pub(crate) verified: Verified<C>,
     /// The session key, derived once.
     pub(crate) session_key: Option<Arc<str>>,
@@ -37,9 +36,7 @@ pub(crate) struct Entry<C> {
 }
 
 impl<C> Entry<C> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        token: &str,
         verified: Verified<C>,
         session_key: Option<Arc<str>>,
         kid: &str,
@@ -50,7 +47,6 @@ impl<C> Entry<C> {
     ) -> Self {
         let secs = refused_from.saturating_sub(now).clamp(1, 24 * 3600);
         Self {
-            token: token.into(),
             verified,
             session_key,
             kid: kid.into(),
@@ -96,11 +92,11 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
     /// The entry under `hash`, only if it holds exactly `token`: a colliding token misses.
     fn lookup(&self, hash: u64, token: &str) -> Option<Arc<Entry<C>>> {
         let entry = self.entries.get(&hash)?;
-        (*entry.token == *token).then_some(entry)
+        (entry.verified.token() == token).then_some(entry)
     }
 
     pub(crate) fn insert(&self, entry: Entry<C>) {
-        let hash = self.hasher.hash_one(&*entry.token);
+        let hash = self.hasher.hash_one(entry.verified.token());
         self.entries.insert(hash, Arc::new(entry));
     }
 
@@ -139,17 +135,8 @@ mod tests {
     #[test]
     fn a_hash_collision_never_admits_another_token() {
         let cache: TokenCache<()> = TokenCache::new(10);
-        let verified = Verified::for_tests((), 0, 100);
-        cache.insert(Entry::new(
-            "a.b.c",
-            verified,
-            None,
-            "k",
-            test_key(),
-            0,
-            100,
-            0,
-        ));
+        let verified = Verified::for_tests((), "a.b.c", 0, 100);
+        cache.insert(Entry::new(verified, None, "k", test_key(), 0, 100, 0));
         let hash = cache.hasher.hash_one("a.b.c");
         assert!(cache.lookup(hash, "a.b.c").is_some());
         // A forged token that lands on the same hash must miss.

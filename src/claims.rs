@@ -2,13 +2,18 @@
 //!
 //! These are what handlers read after verification. Any `serde::de::DeserializeOwned` type can
 //! stand in their place (`Verifier<MyClaims>`); the verifier checks the registered claims itself,
-//! whatever type the handler asks for.
+//! whatever type the handler asks for. Claims without a field here (a pre-token-generation
+//! trigger's, say) are read with [`Verified::claim`](crate::Verified::claim) or
+//! [`Verified::claims_json`](crate::Verified::claims_json).
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// The claims of a Cognito access token (`token_use: "access"`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// Other claims (`version`, or a pre-token-generation trigger's) are not kept here, so that the
+/// hot path parses no map: read them with [`Verified::claim`](crate::Verified::claim).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[non_exhaustive]
 pub struct AccessClaims {
     /// The user's unique, immutable id.
@@ -45,9 +50,6 @@ pub struct AccessClaims {
     pub iat: i64,
     /// When the token expires (seconds since the epoch).
     pub exp: i64,
-    /// Every other claim, such as `version` or claims added by a pre-token-generation trigger.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }
 
 impl AccessClaims {
@@ -68,7 +70,7 @@ impl AccessClaims {
 }
 
 /// The claims of a Cognito id token (`token_use: "id"`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[non_exhaustive]
 pub struct IdClaims {
     /// The user's unique, immutable id.
@@ -123,7 +125,7 @@ impl IdClaims {
 }
 
 /// Either kind of token, chosen by its `token_use` claim: for [`TokenUse::Any`](crate::TokenUse::Any).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "token_use")]
 #[non_exhaustive]
 pub enum AnyClaims {
@@ -183,7 +185,6 @@ mod tests {
         assert_eq!(c.scopes().collect::<Vec<_>>(), ["a", "b"]);
         assert!(c.has_scope("b") && !c.has_scope("c"));
         assert!(c.in_group("admins"));
-        assert_eq!(c.other["version"], 2);
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct Verified<C = AccessClaims> {
     iat: i64,
     exp: i64,
     session_key: Option<Arc<str>>,
+    /// The token itself, shared with the verified-token cache: for [`claim`](Self::claim).
+    token: Arc<str>,
 }
 
 impl<C> Verified<C> {
@@ -121,16 +123,40 @@ impl<C> Verified<C> {
     pub fn session_key(&self) -> Option<&str> {
         self.session_key.as_deref()
     }
+
+    /// Any claim of the verified token, by name, read into `T`: for claims the claims type has
+    /// no field for. `None` when the token has no such claim or it is not a `T`.
+    ///
+    /// This decodes the token's payload again: read what the handler needs once.
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let mut claims = self.claims_json();
+        let value = claims.as_object_mut()?.remove(name)?;
+        serde_json::from_value(value).ok()
+    }
+
+    /// Every claim of the verified token, as a JSON object.
+    pub fn claims_json(&self) -> serde_json::Value {
+        split_token(&self.token)
+            .and_then(|(_, payload, _)| decode_b64(payload).ok())
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
+    }
+
+    /// The verified token as it was presented. Treat it as a secret: never log it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
 }
 
 #[cfg(test)]
 impl<C> Verified<C> {
-    pub(crate) fn for_tests(claims: C, iat: i64, exp: i64) -> Self {
+    pub(crate) fn for_tests(claims: C, token: &str, iat: i64, exp: i64) -> Self {
         Self {
             claims: Arc::new(claims),
             iat,
             exp,
             session_key: None,
+            token: token.into(),
         }
     }
 }
@@ -149,6 +175,7 @@ impl<C> Clone for Verified<C> {
             iat: self.iat,
             exp: self.exp,
             session_key: self.session_key.clone(),
+            token: Arc::clone(&self.token),
         }
     }
 }
@@ -160,6 +187,7 @@ impl<C: fmt::Debug> fmt::Debug for Verified<C> {
             .field("iat", &self.iat)
             .field("exp", &self.exp)
             .field("session_key", &self.session_key)
+            .field("token", &"<redacted>")
             .finish()
     }
 }
@@ -337,7 +365,6 @@ where
         if let Some(cache) = &self.cache {
             let refused_from = verified.exp.saturating_add(s.leeway);
             cache.insert(Entry::new(
-                token,
                 fresh.verified,
                 fresh.session_key.clone(),
                 &fresh.kid,
@@ -406,6 +433,7 @@ where
                 iat,
                 exp,
                 session_key: None,
+                token: token.into(),
             },
             session_key,
             kid: kid.into_owned(),

@@ -211,3 +211,41 @@ async fn route_verifiers_share_the_keys_and_keep_earlier_checks() {
     assert_eq!(server.fetch_count(), 1);
     assert!(base.clone().require_scopes(["a b"]).is_err());
 }
+
+#[tokio::test]
+async fn claims_without_a_field_are_read_on_demand_fresh_and_cached() {
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let verifier: Verifier = Verifier::new(config(&server)).unwrap();
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    claims["tenant"] = "acme".into();
+    let token = mint(key(0), &claims);
+    for _ in 0..2 {
+        let verified = verifier.verify(&token).await.unwrap();
+        assert_eq!(verified.claim::<String>("tenant").as_deref(), Some("acme"));
+        assert_eq!(verified.claim::<i64>("version"), Some(2));
+        assert_eq!(verified.claim::<i64>("tenant"), None, "not an i64");
+        assert_eq!(verified.claim::<String>("absent"), None);
+        assert_eq!(verified.claims_json()["client_id"], CLIENT);
+        assert_eq!(verified.token(), token);
+    }
+    assert_eq!(verifier.cached_tokens(), 1);
+}
+
+#[tokio::test]
+async fn the_memory_store_never_grows_past_its_bound() {
+    use tower_cognito::session::{SessionStore, WindowLimits};
+    let store = MemoryStore::new(100);
+    let limits = WindowLimits::default();
+    for i in 0..1000 {
+        store
+            .check_and_advance(&format!("session-{i}"), 1, now(), limits)
+            .await
+            .unwrap();
+    }
+    let held = store.len();
+    assert!(
+        held <= 100,
+        "{held} sessions held with a bound of 100 after 1000"
+    );
+    assert!(held > 0);
+}

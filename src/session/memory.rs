@@ -1,8 +1,9 @@
 //! [`MemoryStore`]: a bounded, TTL-aware, per-key atomic store in this process (moka).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use moka::ops::compute::Op;
 use moka::sync::Cache;
 use moka::Expiry;
 
@@ -11,30 +12,45 @@ use super::{check_limits, SessionEntry, SessionStore, SessionVerdict, StoreFutur
 
 /// Session windows in this process's memory.
 ///
-/// Bounded: at most `max_sessions` entries (least recently used go first). Each check is one
-/// atomic per-key compute, so concurrent requests of one session are applied one after another.
-/// Nothing survives a restart and nothing is shared between servers: use Redis or PostgreSQL for
-/// that.
+/// Bounded: at most `max_sessions` entries (least recently used go first). Each session is a slot
+/// behind its own short lock, taken without an `await`, so concurrent requests of one session are
+/// applied one after another, while a request reads the cache without writing to it. Nothing
+/// survives a restart and nothing is shared between servers: use Redis or PostgreSQL for that.
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Window>,
+    cache: Cache<String, Arc<Slot>>,
 }
 
-/// Evicts an entry when its logical expiry passes (measured from the write).
-struct WindowExpiry;
+/// One session: its window, and the TTL of its last write for the cache's own eviction.
+struct Slot {
+    window: Mutex<Window>,
+    ttl_secs: AtomicI64,
+}
 
-impl Expiry<String, Window> for WindowExpiry {
-    fn expire_after_create(&self, _: &String, w: &Window, _: Instant) -> Option<Duration> {
-        Some(w.ttl_hint())
+impl Slot {
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs.load(Ordering::Relaxed).max(1) as u64)
     }
-    fn expire_after_update(
+}
+
+/// Evicts a session its TTL after it was last used; its logical expiry (`expires_at`, against
+/// the verifier's clock) is decided by the window itself.
+struct SlotExpiry;
+
+impl Expiry<String, Arc<Slot>> for SlotExpiry {
+    fn expire_after_create(&self, _: &String, slot: &Arc<Slot>, _: Instant) -> Option<Duration> {
+        Some(slot.ttl())
+    }
+
+    fn expire_after_read(
         &self,
         _: &String,
-        w: &Window,
+        slot: &Arc<Slot>,
         _: Instant,
         _: Option<Duration>,
+        _: Instant,
     ) -> Option<Duration> {
-        Some(w.ttl_hint())
+        Some(slot.ttl())
     }
 }
 
@@ -44,12 +60,12 @@ impl MemoryStore {
         Self {
             cache: Cache::builder()
                 .max_capacity(max_sessions)
-                .expire_after(WindowExpiry)
+                .expire_after(SlotExpiry)
                 .build(),
         }
     }
 
-    /// How many sessions are held (approximate until pending maintenance runs).
+    /// How many sessions are held (after pending maintenance runs).
     pub fn len(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
@@ -60,14 +76,21 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn apply(&self, key: &str, f: impl FnOnce(Window) -> Option<Window>) {
-        self.cache.entry_by_ref(key).and_compute_with(|current| {
-            let window = current.map_or(Window::EMPTY, |e| e.into_value());
-            match f(window) {
-                Some(next) => Op::Put(next),
-                None => Op::Nop,
-            }
+    /// Runs `f` on the session's window under its lock; a new session starts empty. `moka`
+    /// creates a missing slot once even when several requests race for it.
+    fn apply<T>(&self, key: &str, limits: WindowLimits, f: impl FnOnce(&mut Window) -> T) -> T {
+        let slot = self.cache.get_with_by_ref(key, || {
+            Arc::new(Slot {
+                window: Mutex::new(Window::EMPTY),
+                ttl_secs: AtomicI64::new(limits.ttl_secs),
+            })
         });
+        let result = {
+            let mut window = slot.window.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut window)
+        };
+        slot.ttl_secs.store(limits.ttl_secs, Ordering::Relaxed);
+        result
     }
 }
 
@@ -80,26 +103,29 @@ impl SessionStore for MemoryStore {
         limits: WindowLimits,
     ) -> StoreFuture<'a, SessionVerdict> {
         let result = check_limits(limits).map(|()| {
-            let mut verdict = SessionVerdict::Accepted;
-            self.apply(key, |window| {
-                let (v, next) = window.advance(iat, now, limits);
-                verdict = v;
-                next
-            });
-            verdict
+            self.apply(key, limits, |window| {
+                let (verdict, next) = window.advance(iat, now, limits);
+                if let Some(next) = next {
+                    *window = next;
+                }
+                verdict
+            })
         });
         Box::pin(std::future::ready(result))
     }
 
     fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()> {
         let result = check_limits(limits).map(|()| {
-            self.apply(key, |window| Some(window.revoke(now, limits)));
+            self.apply(key, limits, |window| *window = window.revoke(now, limits));
         });
         Box::pin(std::future::ready(result))
     }
 
     fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
-        let entry = self.cache.get(key).and_then(|w| w.to_entry(now));
+        let entry = self.cache.get(key).and_then(|slot| {
+            let window = *slot.window.lock().unwrap_or_else(PoisonError::into_inner);
+            window.to_entry(now)
+        });
         Box::pin(std::future::ready(Ok(entry)))
     }
 }

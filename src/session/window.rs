@@ -24,8 +24,6 @@ pub(crate) struct Window {
     len: u8,
     revoked: bool,
     expires_at: i64,
-    /// The TTL of the last write, for the backend's own eviction.
-    ttl_secs: i64,
 }
 
 impl Window {
@@ -34,13 +32,7 @@ impl Window {
         len: 0,
         revoked: false,
         expires_at: i64::MIN,
-        ttl_secs: 1,
     };
-
-    /// How long the backend should keep this entry after writing it.
-    pub(crate) fn ttl_hint(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.ttl_secs.max(1) as u64)
-    }
 
     /// This window as seen at `now`: an expired one is empty.
     pub(crate) fn live(self, now: i64) -> Self {
@@ -81,7 +73,6 @@ impl Window {
             w.len = new_len as u8;
         }
         w.expires_at = now.saturating_add(limits.ttl_secs);
-        w.ttl_secs = limits.ttl_secs;
         (SessionVerdict::Accepted, Some(w))
     }
 
@@ -90,7 +81,6 @@ impl Window {
         let mut w = self.live(now);
         w.revoked = true;
         w.expires_at = now.saturating_add(limits.ttl_secs);
-        w.ttl_secs = limits.ttl_secs;
         w
     }
 
