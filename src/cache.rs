@@ -25,7 +25,7 @@ pub(crate) struct Entry<C> {
     pub(crate) verified: Verified<C>,
     /// The session key, derived once.
     pub(crate) session_key: Option<Arc<str>>,
-    pub(crate) kid: Box<str>,
+    /// The key that verified the token (it knows its `kid`).
     pub(crate) key: Arc<VerifyingKey>,
     /// The generation of the key set `key` came from.
     pub(crate) generation: u64,
@@ -39,7 +39,6 @@ impl<C> Entry<C> {
     pub(crate) fn new(
         verified: Verified<C>,
         session_key: Option<Arc<str>>,
-        kid: &str,
         key: Arc<VerifyingKey>,
         generation: u64,
         refused_from: i64,
@@ -49,7 +48,6 @@ impl<C> Entry<C> {
         Self {
             verified,
             session_key,
-            kid: kid.into(),
             key,
             generation,
             refused_from,
@@ -136,7 +134,7 @@ mod tests {
     fn a_hash_collision_never_admits_another_token() {
         let cache: TokenCache<()> = TokenCache::new(10);
         let verified = Verified::for_tests((), "a.b.c", 0, 100);
-        cache.insert(Entry::new(verified, None, "k", test_key(), 0, 100, 0));
+        cache.insert(Entry::new(verified, None, test_key(), 0, 100, 0));
         let hash = cache.hasher.hash_one("a.b.c");
         assert!(cache.lookup(hash, "a.b.c").is_some());
         // A forged token that lands on the same hash must miss.

@@ -89,16 +89,16 @@ where
                 return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
             }
         };
-        // Cheap: a header value shares its bytes.
-        let header = request.headers().get(AUTHORIZATION).cloned();
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
-            let token = header
-                .as_ref()
+            // Borrowed from the request the future owns: no copy of the header.
+            let token = request
+                .headers()
+                .get(AUTHORIZATION)
                 .and_then(|h| std::str::from_utf8(&h.as_bytes()[at.offset..]).ok())
                 .unwrap_or_default();
             match verifier.verify(token).await {

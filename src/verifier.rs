@@ -42,8 +42,11 @@ use crate::jwks::{KeyCache, VerifyingKey};
 use crate::rules::Rules;
 use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
 
-/// The largest RS256 signature, for an 8192-bit key, in base64url characters.
-const MAX_SIGNATURE_B64: usize = 1366;
+/// The largest RS256 signature: 8192 bits.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Payloads up to this size are decoded on the stack (Cognito's are about 1 KB).
+const PAYLOAD_STACK_BYTES: usize = 4096;
 
 /// Verifies Cognito tokens. Cheap to clone: clones share the key cache.
 ///
@@ -65,7 +68,6 @@ pub struct Verifier<C = AccessClaims> {
 struct Fresh<C> {
     verified: Verified<C>,
     session_key: Option<Arc<str>>,
-    kid: String,
     key: Arc<VerifyingKey>,
     generation: u64,
 }
@@ -345,10 +347,7 @@ where
         if let Some(cache) = &self.cache {
             if let Some(entry) = cache.get(token) {
                 let now = s.clock.now_unix();
-                if now < entry.refused_from
-                    && s.keys
-                        .still_current(&entry.kid, &entry.key, entry.generation)
-                {
+                if now < entry.refused_from && s.keys.still_current(&entry.key, entry.generation) {
                     let mut verified = entry.verified.clone();
                     if let Some(key) = &entry.session_key {
                         s.check_session(key, verified.iat).await?;
@@ -367,7 +366,6 @@ where
             cache.insert(Entry::new(
                 fresh.verified,
                 fresh.session_key.clone(),
-                &fresh.kid,
                 fresh.key,
                 fresh.generation,
                 refused_from,
@@ -402,31 +400,60 @@ where
         // 3. Key.
         let (key, generation) = s.keys.key(&kid).await?;
 
+        self.check_signed(
+            token,
+            header_b64.len(),
+            payload_b64,
+            signature_b64,
+            key,
+            generation,
+        )
+    }
+
+    /// Steps 4 to 9, after the key is had. Synchronous, so that its buffers live on the stack
+    /// rather than in the future.
+    fn check_signed(
+        &self,
+        token: &str,
+        header_len: usize,
+        payload_b64: &str,
+        signature_b64: &str,
+        key: Arc<VerifyingKey>,
+        generation: u64,
+    ) -> Result<Fresh<C>, AuthError> {
+        let s = &*self.shared;
         // 4. Signature.
-        if signature_b64.len() > MAX_SIGNATURE_B64 {
-            return Err(InvalidToken::BadSignature.into());
-        }
-        let signature = decode_b64(signature_b64).map_err(|_| InvalidToken::BadSignature)?;
-        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
-        if !key.verify(signing_input, &signature) {
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+        let signature = decode_b64_into(signature_b64, &mut signature)
+            .map_err(|_| InvalidToken::BadSignature)?;
+        let signing_input = &token.as_bytes()[..header_len + 1 + payload_b64.len()];
+        if !key.verify(signing_input, signature) {
             tracing::debug!(kid = key.kid(), "bad signature");
             return Err(InvalidToken::BadSignature.into());
         }
 
         // 5-8. Registered claims.
-        let payload = decode_b64(payload_b64)?;
-        let claims: Registered<'_> = parse_object(&payload)?;
+        let mut stack = [0u8; PAYLOAD_STACK_BYTES];
+        let mut heap = Vec::new();
+        let payload: &[u8] = if payload_b64.len() / 4 * 3 + 3 <= stack.len() {
+            decode_b64_into(payload_b64, &mut stack)?
+        } else {
+            heap = decode_b64(payload_b64)?;
+            &heap
+        };
+        let claims: Registered<'_> = parse_object(payload)?;
         let (iat, exp) = s.check_registered(&claims)?;
 
         // 9. Rules.
         self.rules
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
-        let typed: C = serde_json::from_slice(&payload).map_err(|e| {
+        let typed: C = serde_json::from_slice(payload).map_err(|e| {
             tracing::debug!(error = %e, "claims do not fit the claims type");
             InvalidToken::Malformed
         })?;
         self.rules.check_typed(&typed)?;
         let session_key = s.session_key(&claims)?;
+        drop(heap);
         Ok(Fresh {
             verified: Verified {
                 claims: Arc::new(typed),
@@ -436,7 +463,6 @@ where
                 token: token.into(),
             },
             session_key,
-            kid: kid.into_owned(),
             key,
             generation,
         })
@@ -587,6 +613,14 @@ fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToke
         return Err(InvalidToken::Malformed);
     }
     serde_json::from_slice(json).map_err(|_| InvalidToken::Malformed)
+}
+
+/// Strict base64url without padding into `buf`; fails when it does not fit.
+fn decode_b64_into<'b>(part: &str, buf: &'b mut [u8]) -> Result<&'b [u8], InvalidToken> {
+    match URL_SAFE_NO_PAD.decode_slice(part, buf) {
+        Ok(len) => Ok(&buf[..len]),
+        Err(_) => Err(InvalidToken::Malformed),
+    }
 }
 
 /// Strict base64url without padding, as JWS requires.

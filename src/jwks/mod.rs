@@ -123,15 +123,10 @@ impl KeyCache {
         }
     }
 
-    /// Whether `key` still verifies for `kid`, for a verification cached at `generation`: true
-    /// when the key set has not changed since, or the new set still maps `kid` to the same key.
+    /// Whether `key` still verifies, for a verification cached at `generation`: true when the
+    /// key set has not changed since, or the new set still maps the key's `kid` to it.
     /// Starts a background refresh when the keys are old, like [`key`](Self::key).
-    pub(crate) fn still_current(
-        &self,
-        kid: &str,
-        key: &Arc<VerifyingKey>,
-        generation: u64,
-    ) -> bool {
+    pub(crate) fn still_current(&self, key: &Arc<VerifyingKey>, generation: u64) -> bool {
         let snapshot = self.inner.snapshot.load();
         if snapshot.loaded_at.elapsed() >= self.inner.max_age {
             drop(self.start_or_join_fetch());
@@ -139,7 +134,7 @@ impl KeyCache {
         snapshot.generation == generation
             || snapshot
                 .keys
-                .get(kid)
+                .get(key.kid())
                 .is_some_and(|current| Arc::ptr_eq(current, key))
     }
 
