@@ -470,32 +470,31 @@ async fn a_window_size_changed_between_calls_gives_the_same_answers() {
 }
 
 #[tokio::test]
-async fn integers_are_exact_over_the_whole_i64_range() {
+async fn integers_are_exact_within_2_pow_53_and_refused_beyond() {
     let prefix = unique_redis_prefix("exact");
     let s = redis_store(&prefix).await;
-    // 2^53 and 2^53 + 1 are the same double: compared as Lua numbers they would be equal.
-    let big = 1_i64 << 53;
+    // The scripts compare Lua numbers (doubles): exact up to 2^53 - 1, which unix times never
+    // approach. Neighbours at the edge must still be told apart.
+    let max = (1_i64 << 53) - 1;
     let l1 = limits(1, 100);
-    assert_eq!(check(&s, "doubles", big + 1, 0, l1).await, Accepted);
-    assert_eq!(check(&s, "doubles", big, 0, l1).await, Superseded);
+    assert_eq!(check(&s, "edge", max, 0, l1).await, Accepted);
+    assert_eq!(check(&s, "edge", max - 1, 0, l1).await, Superseded);
     let l2 = limits(2, 100);
-    assert_eq!(check(&s, "doubles2", big + 1, 0, l2).await, Accepted);
-    assert_eq!(check(&s, "doubles2", big, 0, l2).await, Accepted);
-    assert_eq!(iats(&s, "doubles2", 0).await, [big, big + 1]);
+    assert_eq!(check(&s, "edge2", max, 0, l2).await, Accepted);
+    assert_eq!(check(&s, "edge2", max - 1, 0, l2).await, Accepted);
+    assert_eq!(iats(&s, "edge2", 0).await, [max - 1, max]);
 
     let l = limits(8, 100);
     let ops: Vec<Op> = [
-        i64::MAX,
-        i64::MIN,
+        max,
+        -max,
         -1,
         0,
         1,
         -10,
         -9,
-        i64::MAX - 1,
-        i64::MIN + 1,
-        -big - 1,
-        -big,
+        max - 1,
+        -max + 1,
         9,
         10,
         99,
@@ -510,54 +509,41 @@ async fn integers_are_exact_over_the_whole_i64_range() {
     .collect();
     assert_same_as_model(&s, "extremes", &ops).await;
 
-    // Negative and enormous clocks; an expiry that saturates at i64::MAX.
+    // Negative and large clocks; an expiry that saturates at i64::MAX.
+    let op = |iat, now, limits| Op::Check { iat, now, limits };
     let ops = [
-        Op::Check {
-            iat: 5,
-            now: -1000,
-            limits: l2,
-        },
-        Op::Check {
-            iat: 4,
-            now: -901,
-            limits: l2,
-        },
-        Op::Check {
-            iat: 3,
-            now: -900,
-            limits: l2,
-        },
-        Op::Check {
-            iat: 3,
-            now: i64::MAX - 10,
-            limits: l2,
-        },
+        op(5, -1000, l2),
+        op(4, -901, l2),
+        op(3, -900, l2),
+        op(3, max - 10, l2),
         Op::Revoke {
-            now: i64::MAX - 5,
+            now: max - 5,
             limits: l2,
         },
-        Op::Check {
-            iat: 3,
-            now: i64::MAX - 1,
-            limits: l2,
-        },
-        Op::Check {
-            iat: 3,
-            now: i64::MAX,
-            limits: l2,
-        },
-        Op::Check {
-            iat: 1,
-            now: i64::MAX,
-            limits: limits(2, i64::MAX),
-        },
-        Op::Check {
-            iat: 2,
-            now: i64::MIN,
-            limits: limits(2, i64::MAX),
-        },
+        op(3, max - 1, l2),
+        op(3, max, l2),
+        op(1, max, limits(2, i64::MAX)),
+        op(2, -max, limits(2, i64::MAX)),
     ];
     assert_same_as_model(&s, "clocks", &ops).await;
+
+    // Beyond: refused before any round trip, and nothing is written.
+    for (iat, now) in [
+        (max + 1, 0),
+        (-max - 1, 0),
+        (1, max + 1),
+        (i64::MAX, 0),
+        (1, i64::MIN),
+    ] {
+        let err = s
+            .check_and_advance("beyond", iat, now, l2)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{iat} at {now}");
+    }
+    let err = s.revoke("beyond", i64::MAX, l2).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+    assert_eq!(s.entry("beyond", 0).await.unwrap(), None);
     delete_redis_keys(&prefix).await;
 }
 

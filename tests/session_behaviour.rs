@@ -497,39 +497,72 @@ mod checks {
         }
     }
 
-    /// Extreme `iat` values are compared exactly (no rounding through floating point).
+    /// `iat` values are compared exactly within ±(2^53 - 1); beyond, a store either stays exact
+    /// or refuses them as invalid input without writing anything.
     pub async fn extreme_iats_are_exact(store: Store) {
         let t = now();
-        let big = (1i64 << 53) + 1; // the first integer a double cannot hold
-        let cases: [(&[i64], &[SessionVerdict], &[i64]); 4] = [
+        let max = (1i64 << 53) - 1; // the largest integer every double neighbour can tell apart
+        let big = max + 2; // the first integer a double cannot hold
+                           // (iats, verdicts, kept, within ±(2^53 - 1)).
+        let cases: [(&[i64], &[SessionVerdict], &[i64], bool); 5] = [
             (
-                &[big, big - 1, big + 1, big - 1],
-                &[Accepted, Accepted, Accepted, Superseded],
-                &[big, big + 1],
-            ),
-            (
-                &[i64::MAX - 1, i64::MAX, i64::MAX - 2],
+                &[max, max - 1, max - 2],
                 &[Accepted, Accepted, Superseded],
-                &[i64::MAX - 1, i64::MAX],
+                &[max - 1, max],
+                true,
             ),
             (
                 &[-5, 0, -1, -10, 3],
                 &[Accepted, Accepted, Accepted, Superseded, Accepted],
                 &[0, 3],
+                true,
+            ),
+            (
+                &[big, big - 1, big + 1, big - 1],
+                &[Accepted, Accepted, Accepted, Superseded],
+                &[big, big + 1],
+                false,
+            ),
+            (
+                &[i64::MAX - 1, i64::MAX, i64::MAX - 2],
+                &[Accepted, Accepted, Superseded],
+                &[i64::MAX - 1, i64::MAX],
+                false,
             ),
             (
                 &[i64::MIN, i64::MIN + 1, -9, i64::MIN],
                 &[Accepted, Accepted, Accepted, Superseded],
                 &[i64::MIN + 1, -9],
+                false,
             ),
         ];
-        for (iats, verdicts, kept) in cases {
+        for (iats, verdicts, kept, within) in cases {
             let key = unique("extreme");
-            assert_eq!(
-                checks(&store, &key, iats, t, L2).await,
-                verdicts,
-                "{iats:?}"
-            );
+            if !within {
+                // A backend may refuse values it cannot compare exactly (the Redis scripts use
+                // doubles); then it must refuse before writing anything.
+                match store.check_and_advance(&key, iats[0], t, L2).await {
+                    Err(e) => {
+                        assert_eq!(e.kind(), StoreErrorKind::InvalidInput, "{iats:?}: {e}");
+                        assert_eq!(entry(&store, &key, t).await, None, "{iats:?}");
+                        continue;
+                    }
+                    Ok(first) => {
+                        assert_eq!(first, verdicts[0], "{iats:?}");
+                        assert_eq!(
+                            checks(&store, &key, &iats[1..], t, L2).await,
+                            &verdicts[1..],
+                            "{iats:?}"
+                        );
+                    }
+                }
+            } else {
+                assert_eq!(
+                    checks(&store, &key, iats, t, L2).await,
+                    verdicts,
+                    "{iats:?}"
+                );
+            }
             assert_eq!(
                 entry(&store, &key, t).await,
                 live(kept, t + 600),

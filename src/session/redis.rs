@@ -16,11 +16,13 @@
 //! - the distinct `iat` values kept, oldest first, as decimal `i64`s separated by commas (empty
 //!   for a session revoked before any token was seen).
 //!
-//! For example `1767225600|0|1764633500,1764637100`. All numbers are written in Rust's canonical
-//! decimal form (no `+`, no leading zeros) and compared *as strings of digits* by the scripts,
-//! never converted to Lua numbers (doubles): every `i64` is handled exactly, whatever its size.
-//! A value that does not have this shape (or a key of another type) is reported as
-//! [`StoreErrorKind::Corrupt`] and left untouched.
+//! For example `1767225600|0|1764633500,1764637100`. Numbers are written in Rust's decimal form
+//! and written back by the scripts exactly as stored. The scripts compare them as Lua numbers
+//! (doubles), which is exact for every `iat` and `now` within ±2^53 — unix times are far inside;
+//! others are refused as [`StoreErrorKind::InvalidInput`] before any round trip. Comparing digit
+//! strings instead would be exact for every `i64`, but made the script about three times slower
+//! for values that never occur. A value that does not have this shape (or a key of another type)
+//! is reported as [`StoreErrorKind::Corrupt`] and left untouched.
 //!
 //! # Expiry
 //!
@@ -63,65 +65,44 @@ use super::{
 /// that overflow its millisecond clock; 2^32 s is about 136 years).
 const MAX_NATIVE_TTL_SECS: i64 = 1 << 32;
 
-/// Shared by both scripts: parsing, exact integer comparison, writing.
+/// The largest magnitude of `iat` and `now` the scripts accept: Lua numbers are doubles, exact
+/// for integers up to 2^53. Unix times are far below it; outside it is `InvalidInput`.
+const MAX_EXACT: i64 = (1 << 53) - 1;
+
+/// Shared by both scripts: reading the entry. Numbers are compared as Lua numbers (exact within
+/// [`MAX_EXACT`]); the stored strings are written back as they were, never re-formatted.
 const LUA_PRELUDE: &str = r#"
-local MAX_WINDOW = 8
-
--- Whether s is an integer in the canonical decimal form of Rust's i64 Display.
-local function is_int(s)
-  if s == '0' then return true end
-  return #s <= 20 and string.match(s, '^%-?[1-9]%d*$') ~= nil
+-- Rust's decimal form: no leading zero, no "-0".
+local function canonical(s)
+  local b1, b2 = string.byte(s, 1, 2)
+  if b1 == 45 then b1 = b2 end
+  return b1 ~= 48 or s == '0'
 end
 
--- Compares two canonical decimal integers exactly: -1, 0 or 1.
-local function cmp(a, b)
-  if a == b then return 0 end
-  local a_neg = string.byte(a, 1) == 45
-  local b_neg = string.byte(b, 1) == 45
-  if a_neg ~= b_neg then
-    if a_neg then return -1 end
-    return 1
-  end
-  local r = 1
-  if #a ~= #b then
-    if #a < #b then r = -1 end
-  else
-    for i = 1, #a do
-      local x, y = string.byte(a, i), string.byte(b, i)
-      if x ~= y then
-        if x < y then r = -1 end
-        break
-      end
-    end
-  end
-  if a_neg then return -r end
-  return r
-end
-
--- Reads KEYS[1] as of now. Returns ok, revoked, iats; ok is false when the key holds something
--- this crate did not write. An absent or expired entry reads as an empty, unrevoked window.
+-- Reads KEYS[1] as of now (a number). Returns ok, revoked, strs, nums: the iats kept, oldest
+-- first, as stored and as numbers. ok is false when the key holds something this crate did not
+-- write; an absent or expired entry reads as an empty, unrevoked window.
 local function load(now)
   local raw = redis.pcall('GET', KEYS[1])
-  if raw == false then return true, false, {} end
+  if raw == false then return true, false, {}, {} end
   if type(raw) ~= 'string' then return false end
-  local exp, rev, list = string.match(raw, '^([^|]*)|([01])|([^|]*)$')
-  if exp == nil or not is_int(exp) then return false end
-  local iats = {}
+  local exp, rev, list = string.match(raw, '^(%-?%d+)|([01])|([%-%d,]*)$')
+  if exp == nil or not canonical(exp) then return false end
+  local strs, nums, length = {}, {}, -1
   for v in string.gmatch(list, '[^,]+') do
-    if not is_int(v) or #iats >= MAX_WINDOW then return false end
-    if #iats > 0 and cmp(iats[#iats], v) >= 0 then return false end
-    iats[#iats + 1] = v
+    local n, k = tonumber(v), #nums
+    if n == nil or k >= 8 or not canonical(v) or (k > 0 and nums[k] >= n) then return false end
+    strs[k + 1] = v
+    nums[k + 1] = n
+    length = length + #v + 1
   end
-  if table.concat(iats, ',') ~= list then return false end
-  if cmp(exp, now) <= 0 then return true, false, {} end
-  return true, rev == '1', iats
+  -- No empty elements: the values and their commas make up the whole list.
+  if length ~= #list and not (length == -1 and #list == 0) then return false end
+  if tonumber(exp) <= now then return true, false, {}, {} end
+  return true, rev == '1', strs, nums
 end
 
--- Writes the entry, with a native expiry of native_ttl seconds ('0': none).
-local function save(exp, revoked, iats, native_ttl)
-  local flag = '|0|'
-  if revoked then flag = '|1|' end
-  local value = exp .. flag .. table.concat(iats, ',')
+local function save(value, native_ttl)
   if native_ttl == '0' then
     redis.call('SET', KEYS[1], value)
   else
@@ -133,46 +114,53 @@ end
 /// `check_and_advance`. ARGV: iat, now, expires_at (now + ttl), window size, native TTL.
 /// Returns 0 accepted, 1 superseded, 2 revoked, -1 corrupt.
 const LUA_CHECK: &str = r#"
-local iat, now, exp, size, native_ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local ok, revoked, iats = load(now)
+local iat_s, exp, native_ttl = ARGV[1], ARGV[3], ARGV[5]
+local iat, size = tonumber(iat_s), tonumber(ARGV[4])
+local ok, revoked, strs, nums = load(tonumber(ARGV[2]))
 if not ok then return -1 end
 if revoked then return 2 end
-local len = #iats
-if len >= size and cmp(iat, iats[len - size + 1]) < 0 then return 1 end
-local present = false
+local len = #nums
+if len >= size and iat < nums[len - size + 1] then return 1 end
+-- A new iat enters in order and the size newest are kept; a known one changes only the expiry.
+local out, first, placed = strs, 1, false
 for i = 1, len do
-  if iats[i] == iat then
-    present = true
-    break
-  end
+  if iat == nums[i] then placed = true break end
 end
-if not present then
-  -- Insert in order, then keep the size newest.
-  local merged, placed = {}, false
+if not placed then
+  out = {}
   for i = 1, len do
-    if not placed and cmp(iat, iats[i]) < 0 then
-      merged[#merged + 1] = iat
+    if not placed and iat < nums[i] then
+      out[#out + 1] = iat_s
       placed = true
     end
-    merged[#merged + 1] = iats[i]
+    out[#out + 1] = strs[i]
   end
-  if not placed then merged[#merged + 1] = iat end
-  iats = {}
-  for i = math.max(#merged - size, 0) + 1, #merged do
-    iats[#iats + 1] = merged[i]
-  end
+  if not placed then out[#out + 1] = iat_s end
+  first = math.max(#out - size, 0) + 1
 end
-save(exp, false, iats, native_ttl)
+save(exp .. '|0|' .. table.concat(out, ',', first, #out), native_ttl)
 return 0
 "#;
 
 /// `revoke`. ARGV: now, expires_at (now + ttl), native TTL. Returns 0 done, -1 corrupt.
 const LUA_REVOKE: &str = r#"
-local ok, _, iats = load(ARGV[1])
+local ok, _, strs = load(tonumber(ARGV[1]))
 if not ok then return -1 end
-save(ARGV[2], true, iats, ARGV[3])
+save(ARGV[2] .. '|1|' .. table.concat(strs, ','), ARGV[3])
 return 0
 "#;
+
+/// Refuses `iat` and `now` the scripts could not compare exactly.
+fn check_exact(values: &[i64]) -> Result<(), StoreError> {
+    if values.iter().all(|v| v.unsigned_abs() <= MAX_EXACT as u64) {
+        Ok(())
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            "iat and now must be within ±2^53 for the Redis store",
+        ))
+    }
+}
 
 struct Scripts {
     check: Script,
@@ -207,7 +195,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// One string per session, at `prefix + session key` (so it also works on Redis Cluster):
 /// `expires_at|revoked|iat1,iat2,...`, for example `1767225600|0|1764633500,1764637100`
 /// (`expires_at` in seconds since the Unix epoch, `revoked` `0` or `1`, the `iat` values kept,
-/// oldest first). The scripts compare these numbers as digit strings, so every `i64` is exact.
+/// oldest first). The scripts compare these numbers as Lua numbers, exact for `iat` and `now`
+/// within ±2^53 (unix times are far inside; others are refused as
+/// [`StoreErrorKind::InvalidInput`]), and write the stored digits back unchanged.
 /// Expiry is decided from `expires_at` and the `now` the verifier passes; Redis's own expiry
 /// (the session TTL from each write) only reclaims abandoned sessions. A key holding anything
 /// else is reported as [`StoreErrorKind::Corrupt`] and left untouched.
@@ -288,6 +278,7 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, SessionVerdict> {
         Box::pin(async move {
             check_limits(limits)?;
+            check_exact(&[iat, now])?;
             let mut conn = self.conn.clone();
             let answer: Value = SCRIPTS
                 .check
@@ -312,6 +303,7 @@ impl SessionStore for RedisStore {
     fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             check_limits(limits)?;
+            check_exact(&[now])?;
             let mut conn = self.conn.clone();
             let answer: Value = SCRIPTS
                 .revoke
