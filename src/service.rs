@@ -4,17 +4,23 @@ use std::mem;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use http::header::AUTHORIZATION;
+use http::header::{HeaderMap, AUTHORIZATION};
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::bearer::find_token;
+use crate::bearer::{find_token, TokenAt};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
 use crate::future::ResponseFuture;
 use crate::rejection::{reject, DefaultRejection, OnRejection};
 use crate::verifier::Verifier;
+
+/// The token `find_token` found (checked ASCII there, so the conversion cannot fail).
+fn token_at(headers: &HeaderMap, at: TokenAt) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?;
+    std::str::from_utf8(value.as_bytes().get(at.offset..)?).ok()
+}
 
 /// Marks a request let through without a token in optional mode, so the `Option` extractor can
 /// tell "anonymous" from "the layer is missing".
@@ -89,6 +95,12 @@ where
                 return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
             }
         };
+        // A cached token with no session window needs no `await`: answer without a boxed future.
+        let cached = token_at(request.headers(), at).and_then(|t| self.verifier.verify_cached(t));
+        if let Some(verified) = cached {
+            request.extensions_mut().insert(verified);
+            return ResponseFuture::inner(self.inner.call(request));
+        }
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.
@@ -96,11 +108,7 @@ where
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
             // Borrowed from the request the future owns: no copy of the header.
-            let token = request
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|h| std::str::from_utf8(&h.as_bytes()[at.offset..]).ok())
-                .unwrap_or_default();
+            let token = token_at(request.headers(), at).unwrap_or_default();
             match verifier.verify(token).await {
                 Ok(verified) => {
                     request.extensions_mut().insert(verified);

@@ -249,3 +249,43 @@ async fn the_memory_store_never_grows_past_its_bound() {
     );
     assert!(held > 0);
 }
+
+/// Through the layer, a repeat token is answered without awaiting (no session window): the
+/// claims still reach the handler, and an expired or de-keyed token still gets its answer.
+#[tokio::test]
+async fn the_layer_answers_cached_tokens_on_its_synchronous_path() {
+    use http::{Response, StatusCode};
+    let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
+    let clock = TestClock(Arc::new(AtomicI64::new(now())));
+    let verifier: Verifier = Verifier::new(config(&server).clock(clock.clone())).unwrap();
+    let api = support::ApiServer::new(
+        verifier.clone(),
+        |request: http::Request<String>| async move {
+            let claims = request
+                .extensions()
+                .get::<tower_cognito::Verified>()
+                .cloned();
+            Ok(Response::new(
+                claims.map(|c| c.username.clone()).unwrap_or_default(),
+            ))
+        },
+    );
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    claims["exp"] = (now() + 60).into();
+    let token = mint(key(0), &claims);
+    for _ in 0..3 {
+        let response = api.get("/", &token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), claims["username"].as_str().unwrap());
+    }
+    assert_eq!(verifier.cached_tokens(), 1);
+    clock.0.store(now() + 60, Ordering::SeqCst);
+    let response = api.get("/", &token).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        support::challenge(&response).as_deref(),
+        Some(
+            r#"Bearer realm="cognito", error="invalid_token", error_description="The token has expired""#
+        )
+    );
+}
