@@ -25,7 +25,8 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 pub(crate) struct VerifyingKey {
     kid: Box<str>,
     key: ParsedPublicKey,
-    /// `n` then `e`, to tell whether a refreshed JWKS still maps this `kid` to the same key.
+    /// The length of `n`, `n`, then `e`: to tell whether a refreshed JWKS still maps this `kid`
+    /// to the same key.
     components: Box<[u8]>,
 }
 
@@ -182,7 +183,10 @@ fn parse_key(value: serde_json::Value) -> Option<VerifyingKey> {
     let key = RsaPublicKeyComponents { n: &n, e: &e }
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
         .ok()?;
-    let mut components = n;
+    // Length-prefixed: `n ‖ e` alone would let two different keys join into the same bytes.
+    let mut components = Vec::with_capacity(4 + n.len() + e.len());
+    components.extend_from_slice(&(n.len() as u32).to_be_bytes());
+    components.extend_from_slice(&n);
     components.extend_from_slice(&e);
     Some(VerifyingKey {
         kid: kid.into_boxed_str(),
