@@ -618,14 +618,15 @@ fn split_token(token: &str) -> Option<(&str, &str, &str)> {
     Some((header, payload, signature))
 }
 
-/// Parses a JSON object. A derived struct would also accept an array (fields by position), but
-/// RFC 7515 and 7519 require objects.
+/// Parses a JSON object of valid UTF-8 (RFC 8259 section 8.1; serde_json checks only the
+/// strings it decodes, and skips ignored members unchecked). A derived struct would also accept
+/// an array (fields by position), but RFC 7515 and 7519 require objects.
 fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
-    let first = json.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    let json = std::str::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
+    if !json.trim_start().starts_with('{') {
         return Err(InvalidToken::Malformed);
     }
-    serde_json::from_slice(json).map_err(|_| InvalidToken::Malformed)
+    serde_json::from_str(json).map_err(|_| InvalidToken::Malformed)
 }
 
 /// Strict base64url without padding into `buf`; fails when it does not fit.

@@ -108,7 +108,8 @@ impl KeyCache {
             }
         }
         if kid.len() > MAX_KID_BYTES {
-            return Err(self.miss_error());
+            // No key can have such a kid, whatever the cache holds: never our outage (503).
+            return Err(AuthError::InvalidToken(InvalidToken::UnknownKey));
         }
         if let Some(fetch) = self.start_or_join_fetch() {
             fetch.await;
