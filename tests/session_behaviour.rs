@@ -503,7 +503,7 @@ mod checks {
         let t = now();
         let max = (1i64 << 53) - 1; // the largest integer every double neighbour can tell apart
         let big = max + 2; // the first integer a double cannot hold
-                           /// iats, verdicts, kept, and whether all are within ±(2^53 - 1).
+        /// iats, verdicts, kept, and whether all are within ±(2^53 - 1).
         type Case<'a> = (&'a [i64], &'a [SessionVerdict], &'a [i64], bool);
         let cases: [Case<'_>; 5] = [
             (
