@@ -21,10 +21,8 @@ use crate::verifier::Verified;
 
 /// One verified token.
 pub(crate) struct Entry<C> {
-    /// The verified claims (and the token, compared on every hit), without the session key.
+    /// The verified claims, the token (compared on every hit) and the session key.
     pub(crate) verified: Verified<C>,
-    /// The session key, derived once.
-    pub(crate) session_key: Option<Arc<str>>,
     /// The key that verified the token (it knows its `kid`).
     pub(crate) key: Arc<VerifyingKey>,
     /// The generation of the key set `key` came from.
@@ -38,7 +36,6 @@ pub(crate) struct Entry<C> {
 impl<C> Entry<C> {
     pub(crate) fn new(
         verified: Verified<C>,
-        session_key: Option<Arc<str>>,
         key: Arc<VerifyingKey>,
         generation: u64,
         refused_from: i64,
@@ -47,7 +44,6 @@ impl<C> Entry<C> {
         let secs = refused_from.saturating_sub(now).clamp(1, 24 * 3600);
         Self {
             verified,
-            session_key,
             key,
             generation,
             refused_from,
@@ -134,7 +130,7 @@ mod tests {
     fn a_hash_collision_never_admits_another_token() {
         let cache: TokenCache<()> = TokenCache::new(10);
         let verified = Verified::for_tests((), "a.b.c", 0, 100);
-        cache.insert(Entry::new(verified, None, test_key(), 0, 100, 0));
+        cache.insert(Entry::new(verified, test_key(), 0, 100, 0));
         let hash = cache.hasher.hash_one("a.b.c");
         assert!(cache.lookup(hash, "a.b.c").is_some());
         // A forged token that lands on the same hash must miss.

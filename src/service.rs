@@ -95,10 +95,11 @@ where
                 return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
             }
         };
-        // A cached token with no session window needs no `await`: answer without a boxed future.
-        let cached = token_at(request.headers(), at).and_then(|t| self.verifier.verify_cached(t));
-        if let Some(verified) = cached {
-            request.extensions_mut().insert(verified);
+        // The verified-token cache is consulted once, here. A hit with no session window is
+        // the whole answer: no `await`, no boxed future.
+        let cached = token_at(request.headers(), at).and_then(|t| self.verifier.cached(t));
+        if let Some(entry) = cached.as_ref().filter(|_| self.verifier.hit_is_final()) {
+            request.extensions_mut().insert(entry.verified.clone());
             return ResponseFuture::inner(self.inner.call(request));
         }
         let verifier = self.verifier.clone();
@@ -107,9 +108,15 @@ where
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
-            // Borrowed from the request the future owns: no copy of the header.
-            let token = token_at(request.headers(), at).unwrap_or_default();
-            match verifier.verify(token).await {
+            let result = match cached {
+                Some(entry) => verifier.finish_hit(&entry).await,
+                None => {
+                    // Borrowed from the request the future owns: no copy of the header.
+                    let token = token_at(request.headers(), at).unwrap_or_default();
+                    verifier.verify_miss(token).await
+                }
+            };
+            match result {
                 Ok(verified) => {
                     request.extensions_mut().insert(verified);
                     Ok(inner.call(request))

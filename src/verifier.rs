@@ -24,7 +24,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -61,13 +60,12 @@ pub struct Verifier<C = AccessClaims> {
     rules: Arc<Rules<C>>,
     /// Per set of rules, not shared with verifiers of other rules: its entries passed them.
     cache: Option<Arc<TokenCache<C>>>,
-    _claims: PhantomData<fn() -> C>,
 }
 
 /// The outcome of the stateless checks of one token.
 struct Fresh<C> {
+    /// With its session key, which step 10 still has to check.
     verified: Verified<C>,
-    session_key: Option<Arc<str>>,
     key: Arc<VerifyingKey>,
     generation: u64,
 }
@@ -262,7 +260,6 @@ where
             rules: Arc::new(Rules::new(config.required_scopes, config.required_groups)),
             cache: (config.token_cache_size > 0)
                 .then(|| Arc::new(TokenCache::new(config.token_cache_size))),
-            _claims: PhantomData,
         })
     }
 
@@ -317,7 +314,6 @@ where
             shared: self.shared,
             rules: Arc::new(rules),
             cache: (size > 0).then(|| Arc::new(TokenCache::new(size))),
-            _claims: PhantomData,
         }
     }
 
@@ -339,33 +335,54 @@ where
     /// [`CognitoConfig::token_cache_size`]): its `exp` and its signing key are checked again, and
     /// the session window still runs.
     pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
+        match self.cached(token) {
+            Some(entry) => self.finish_hit(&entry).await,
+            None => self.verify_miss(token).await,
+        }
+    }
+
+    /// The cached outcome of `token`, with its `exp` and its key checked again; an entry that
+    /// fails either is dropped, so the token is verified afresh for the precise answer.
+    pub(crate) fn cached(&self, token: &str) -> Option<Arc<Entry<C>>> {
+        let s = &*self.shared;
+        let cache = self.cache.as_ref()?;
+        if token.len() > s.max_token_bytes {
+            return None;
+        }
+        let entry = cache.get(token)?;
+        if s.clock.now_unix() < entry.refused_from
+            && s.keys.still_current(&entry.key, entry.generation)
+        {
+            return Some(entry);
+        }
+        cache.remove(token);
+        None
+    }
+
+    /// Whether a cache hit is the whole answer: with no session window there is nothing left to
+    /// await, and the layer answers without a boxed future.
+    pub(crate) fn hit_is_final(&self) -> bool {
+        self.shared.sessions.is_none()
+    }
+
+    /// A cache hit: only the session window (step 10) is left.
+    pub(crate) async fn finish_hit(&self, entry: &Entry<C>) -> Result<Verified<C>, AuthError> {
+        self.shared.check_session(&entry.verified).await?;
+        Ok(entry.verified.clone())
+    }
+
+    /// A token not in the cache: every step, then into the cache.
+    pub(crate) async fn verify_miss(&self, token: &str) -> Result<Verified<C>, AuthError> {
         let s = &*self.shared;
         // 1. Size, before anything else.
         if token.len() > s.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
-        if let Some(cache) = &self.cache {
-            if let Some(entry) = cache.get(token) {
-                let now = s.clock.now_unix();
-                if now < entry.refused_from && s.keys.still_current(&entry.key, entry.generation) {
-                    let mut verified = entry.verified.clone();
-                    if let Some(key) = &entry.session_key {
-                        s.check_session(key, verified.iat).await?;
-                        verified.session_key = Some(Arc::clone(key));
-                    }
-                    return Ok(verified);
-                }
-                // Expired, or its key left the JWKS: verify afresh for the precise answer.
-                cache.remove(token);
-            }
-        }
         let fresh = self.verify_stateless(token).await?;
-        let mut verified = fresh.verified.clone();
         if let Some(cache) = &self.cache {
-            let refused_from = verified.exp.saturating_add(s.leeway);
+            let refused_from = fresh.verified.exp.saturating_add(s.leeway);
             cache.insert(Entry::new(
-                fresh.verified,
-                fresh.session_key.clone(),
+                fresh.verified.clone(),
                 fresh.key,
                 fresh.generation,
                 refused_from,
@@ -373,24 +390,8 @@ where
             ));
         }
         // 10. Session window.
-        if let Some(key) = fresh.session_key {
-            s.check_session(&key, verified.iat).await?;
-            verified.session_key = Some(key);
-        }
-        Ok(verified)
-    }
-
-    /// The whole answer for a token in the verified-token cache, when no session window is on:
-    /// no `await` is needed, so the layer can skip its boxed future. `None` means "go async".
-    pub(crate) fn verify_cached(&self, token: &str) -> Option<Verified<C>> {
-        let s = &*self.shared;
-        if s.sessions.is_some() || token.len() > s.max_token_bytes {
-            return None;
-        }
-        let entry = self.cache.as_ref()?.get(token)?;
-        let fresh = s.clock.now_unix() < entry.refused_from
-            && s.keys.still_current(&entry.key, entry.generation);
-        fresh.then(|| entry.verified.clone())
+        s.check_session(&fresh.verified).await?;
+        Ok(fresh.verified)
     }
 
     /// Steps 2 to 9, and the session key for step 10.
@@ -472,10 +473,9 @@ where
                 claims: Arc::new(typed),
                 iat,
                 exp,
-                session_key: None,
+                session_key,
                 token: token.into(),
             },
-            session_key,
             key,
             generation,
         })
@@ -579,11 +579,12 @@ impl Shared {
         Ok(Some(key.into()))
     }
 
-    /// Step 10: one atomic check-and-advance in the session store.
-    async fn check_session(&self, key: &str, iat: i64) -> Result<(), AuthError> {
-        let Some(sessions) = &self.sessions else {
+    /// Step 10: one atomic check-and-advance in the session store, when the window is on.
+    async fn check_session<C>(&self, verified: &Verified<C>) -> Result<(), AuthError> {
+        let (Some(sessions), Some(key)) = (&self.sessions, &verified.session_key) else {
             return Ok(());
         };
+        let iat = verified.iat;
         let now = self.clock.now_unix();
         let check = sessions
             .store
@@ -650,7 +651,6 @@ impl<C> Clone for Verifier<C> {
             shared: Arc::clone(&self.shared),
             rules: Arc::clone(&self.rules),
             cache: self.cache.clone(),
-            _claims: PhantomData,
         }
     }
 }

@@ -100,10 +100,7 @@ impl KeyCache {
         {
             let snapshot = self.inner.snapshot.load();
             if let Some(key) = snapshot.keys.get(kid) {
-                if snapshot.loaded_at.elapsed() >= self.inner.max_age {
-                    // Refresh in the background; this request goes on with the cached key.
-                    drop(self.start_or_join_fetch());
-                }
+                self.refresh_if_stale(&snapshot);
                 return Ok((Arc::clone(key), snapshot.generation));
             }
         }
@@ -129,9 +126,7 @@ impl KeyCache {
     /// Starts a background refresh when the keys are old, like [`key`](Self::key).
     pub(crate) fn still_current(&self, key: &Arc<VerifyingKey>, generation: u64) -> bool {
         let snapshot = self.inner.snapshot.load();
-        if snapshot.loaded_at.elapsed() >= self.inner.max_age {
-            drop(self.start_or_join_fetch());
-        }
+        self.refresh_if_stale(&snapshot);
         snapshot.generation == generation
             || snapshot
                 .keys
@@ -148,6 +143,14 @@ impl KeyCache {
         match self.inner.snapshot.load().keys.len() {
             0 => Err(AuthError::KeysUnavailable),
             n => Ok(n),
+        }
+    }
+
+    /// Keys older than the max age are refreshed in the background; the request that noticed
+    /// goes on with the cached key.
+    fn refresh_if_stale(&self, snapshot: &Snapshot) {
+        if snapshot.loaded_at.elapsed() >= self.inner.max_age {
+            drop(self.start_or_join_fetch());
         }
     }
 
