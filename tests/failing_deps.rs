@@ -125,18 +125,6 @@ async fn call_concurrently(api: &ApiServer, tokens: Vec<String>) -> Vec<Answer> 
     answers
 }
 
-async fn wait_for_fetches(server: &JwksServer, at_least: usize) {
-    let start = Instant::now();
-    while server.fetch_count() < at_least {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "waited {DEADLINE:?} for {at_least} JWKS fetches, saw {}",
-            server.fetch_count()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn jwks_doc(keys: &[Value]) -> Vec<u8> {
     serde_json::to_vec(&json!({ "keys": keys })).unwrap()
 }
@@ -256,7 +244,7 @@ async fn hanging_refresh_times_out_and_does_not_delay_cached_keys() {
     let first = call(&api, &token).await;
     assert_ok(&first);
     assert!(first.took < FAST, "{first:?}");
-    wait_for_fetches(&server, 2).await;
+    server.wait_for_fetches(2, DEADLINE).await;
 
     // While the refresh hangs: cached-key requests, one by one and 50 at once (fresh tokens, so
     // each one is verified afresh and looks its key up).

@@ -147,19 +147,6 @@ async fn send_concurrently(app: &App, tokens: Vec<String>) -> Vec<Response<Strin
     responses
 }
 
-/// Polls `fetch_count` until it reaches `at_least`, or fails the test at the deadline.
-async fn wait_for_fetches(server: &JwksServer, at_least: usize) {
-    let start = Instant::now();
-    while server.fetch_count() < at_least {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "waited {DEADLINE:?} for {at_least} JWKS fetches, saw {}",
-            server.fetch_count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn jwks_body(keys: &[&TestKey]) -> Vec<u8> {
     serde_json::to_vec(&json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() }))
         .unwrap()
@@ -432,7 +419,7 @@ async fn a_hanging_refresh_does_not_delay_requests_with_cached_keys() {
         started.elapsed()
     );
     // The refresh has reached the endpoint and hangs there...
-    wait_for_fetches(&server, 2).await;
+    server.wait_for_fetches(2, DEADLINE).await;
     // ...while requests with the cached key go straight through, one by one and concurrently.
     for _ in 0..5 {
         let started = Instant::now();
@@ -747,7 +734,7 @@ async fn a_refresh_to_only_undersized_keys_keeps_the_cached_keys() {
     tokio::time::sleep(MAX_AGE).await;
     // This request finds the keys old and starts the background refresh.
     assert_ok(&send_token(&app, &token).await);
-    wait_for_fetches(&server, 2).await;
+    server.wait_for_fetches(2, DEADLINE).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let resp = send_token(&app, &token).await;

@@ -4,10 +4,10 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use support::model::WindowModel;
 use support::stores::{database_url, postgres_client, postgres_store, postgres_store_with_schema};
 use tower_cognito::session::{
     PostgresStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
@@ -99,59 +99,6 @@ async fn fresh_store() -> (PostgresStore, TestTable) {
 
 fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
     WindowLimits { size, ttl_secs }
-}
-
-/// The reference rules, written independently of the crate: a window of distinct `iat`
-/// values, oldest first.
-#[derive(Debug, Clone, Default)]
-struct Model {
-    entries: HashMap<String, SessionEntry>,
-}
-
-impl Model {
-    fn live(&self, key: &str, now: i64) -> Option<SessionEntry> {
-        self.entries
-            .get(key)
-            .filter(|e| e.expires_at > now)
-            .cloned()
-    }
-
-    fn check(&mut self, key: &str, iat: i64, now: i64, limits: WindowLimits) -> SessionVerdict {
-        let mut entry = self.live(key, now).unwrap_or(SessionEntry {
-            iats: Vec::new(),
-            revoked: false,
-            expires_at: 0,
-        });
-        if entry.revoked {
-            return Revoked;
-        }
-        let len = entry.iats.len();
-        if len >= limits.size && iat < entry.iats[len - limits.size] {
-            return Superseded;
-        }
-        if !entry.iats.contains(&iat) {
-            entry.iats.push(iat);
-            entry.iats.sort_unstable();
-            while entry.iats.len() > limits.size {
-                entry.iats.remove(0);
-            }
-        }
-        entry.expires_at = now + limits.ttl_secs;
-        self.entries.insert(key.to_owned(), entry);
-        Accepted
-    }
-
-    fn revoke(&mut self, key: &str, now: i64, limits: WindowLimits) {
-        let iats = self.live(key, now).map(|e| e.iats).unwrap_or_default();
-        self.entries.insert(
-            key.to_owned(),
-            SessionEntry {
-                iats,
-                revoked: true,
-                expires_at: now + limits.ttl_secs,
-            },
-        );
-    }
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -328,7 +275,7 @@ async fn compare_with_model(
     size: impl Fn(&mut Rng) -> usize,
 ) {
     let mut rng = Rng(seed);
-    let mut model = Model::default();
+    let mut model = WindowModel::default();
     let keys = ["a", "b", "c"];
     let mut now = 1_000;
     for step in 0..ops {
@@ -381,7 +328,7 @@ async fn changing_window_sizes_match_the_model() {
 #[tokio::test]
 async fn extreme_times_and_iats() {
     let (store, _table) = fresh_store().await;
-    let mut model = Model::default();
+    let mut model = WindowModel::default();
     let lim = limits(2, i64::MAX);
     // The expiry saturates instead of overflowing.
     assert_eq!(

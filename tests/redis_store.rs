@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::model::WindowModel;
 use support::stores::{
     delete_redis_keys, redis_connection, redis_store, redis_url, unique_redis_prefix,
 };
@@ -68,53 +69,6 @@ async fn iats(store: &impl SessionStore, key: &str, now: i64) -> Vec<i64> {
 
 // --- the reference model ----------------------------------------------------------------------
 
-/// The window rules, written out again from the specification.
-#[derive(Debug, Default)]
-struct Model {
-    entry: Option<SessionEntry>,
-}
-
-impl Model {
-    fn live(&self, now: i64) -> Option<SessionEntry> {
-        self.entry.clone().filter(|e| e.expires_at > now)
-    }
-
-    fn live_or_empty(&self, now: i64) -> SessionEntry {
-        self.live(now).unwrap_or(SessionEntry {
-            iats: Vec::new(),
-            revoked: false,
-            expires_at: 0,
-        })
-    }
-
-    fn check(&mut self, iat: i64, now: i64, l: WindowLimits) -> SessionVerdict {
-        let mut e = self.live_or_empty(now);
-        if e.revoked {
-            return Revoked;
-        }
-        let len = e.iats.len();
-        if len >= l.size && iat < e.iats[len - l.size] {
-            return Superseded;
-        }
-        if !e.iats.contains(&iat) {
-            e.iats.push(iat);
-            e.iats.sort_unstable();
-            let keep = (len + 1).min(l.size);
-            e.iats.drain(..len + 1 - keep);
-        }
-        e.expires_at = now.saturating_add(l.ttl_secs);
-        self.entry = Some(e);
-        Accepted
-    }
-
-    fn revoke(&mut self, now: i64, l: WindowLimits) {
-        let mut e = self.live_or_empty(now);
-        e.revoked = true;
-        e.expires_at = now.saturating_add(l.ttl_secs);
-        self.entry = Some(e);
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Check {
@@ -132,11 +86,11 @@ enum Op {
 /// step the verdicts and the entries (as of that step's `now`) must agree.
 async fn assert_same_as_model(redis: &RedisStore, key: &str, ops: &[Op]) {
     let memory = MemoryStore::new(1000);
-    let mut model = Model::default();
+    let mut model = WindowModel::default();
     for (step, &op) in ops.iter().enumerate() {
         let now = match op {
             Op::Check { iat, now, limits } => {
-                let expected = model.check(iat, now, limits);
+                let expected = model.check(key, iat, now, limits);
                 let got = redis
                     .check_and_advance(key, iat, now, limits)
                     .await
@@ -150,13 +104,13 @@ async fn assert_same_as_model(redis: &RedisStore, key: &str, ops: &[Op]) {
                 now
             }
             Op::Revoke { now, limits } => {
-                model.revoke(now, limits);
+                model.revoke(key, now, limits);
                 redis.revoke(key, now, limits).await.unwrap();
                 memory.revoke(key, now, limits).await.unwrap();
                 now
             }
         };
-        let expected = model.live(now);
+        let expected = model.live(key, now);
         assert_eq!(
             redis.entry(key, now).await.unwrap(),
             expected,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
+use support::stores::spare_port;
 use support::{challenge, key, local_config, ApiServer, JwksServer, SignIn};
 use tower_cognito::session::{SessionConfig, SessionStore};
 use tower_cognito::{AuthError, TokenUse, Verified, Verifier};
@@ -108,15 +109,6 @@ async fn wait_until_ok(server: &ApiServer, token: &str, deadline: Duration) -> D
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Redis
 // ---------------------------------------------------------------------------------------------
@@ -124,113 +116,11 @@ fn free_port() -> u16 {
 #[cfg(feature = "redis")]
 mod redis_faults {
     use super::*;
+    use crate::support::stores::OwnRedis;
     use crate::support::{access_claims, mint};
     use serde_json::json;
-    use std::process::{Child, Command, Stdio};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tower_cognito::session::RedisStore;
-
-    /// A `redis-server` child process of this test on its own port; killed on drop.
-    struct RedisProcess {
-        port: u16,
-        child: Option<Child>,
-    }
-
-    impl RedisProcess {
-        async fn start() -> Self {
-            let mut last = String::new();
-            // The free port may be taken by someone else before redis-server binds it: retry.
-            for _ in 0..5 {
-                let mut server = Self {
-                    port: free_port(),
-                    child: None,
-                };
-                match server.spawn().await {
-                    Ok(()) => return server,
-                    Err(e) => last = e,
-                }
-            }
-            panic!("cannot start redis-server: {last}");
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}", self.port)
-        }
-
-        /// Starts redis-server on `self.port` and waits until it answers PING.
-        async fn spawn(&mut self) -> Result<(), String> {
-            let port = self.port.to_string();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port, "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                // DEBUG SLEEP is how the tests make this server slow.
-                .args(["--enable-debug-command", "local"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("spawn redis-server: {e}"))?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("redis-server on port {port} exited: {status}"));
-                }
-                if ping(self.port).await {
-                    self.child = Some(child);
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("redis-server on port {port} does not answer"));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-
-        /// Kills the server (SIGKILL: no goodbye to the clients) and waits for it to exit.
-        fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-
-        /// Starts the server again on the same port.
-        async fn restart(&mut self) {
-            self.kill();
-            let mut last = String::new();
-            for _ in 0..50 {
-                match self.spawn().await {
-                    Ok(()) => return,
-                    Err(e) => last = e,
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("cannot restart redis-server: {last}");
-        }
-    }
-
-    impl Drop for RedisProcess {
-        fn drop(&mut self) {
-            self.kill();
-        }
-    }
-
-    /// Whether a Redis server answers PING on `port`.
-    async fn ping(port: u16) -> bool {
-        let attempt = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            stream.write_all(b"PING\r\n").await?;
-            let mut buf = [0u8; 7];
-            stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(&buf == b"+PONG\r\n")
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), attempt).await,
-            Ok(Ok(true))
-        )
-    }
 
     /// Sends `DEBUG SLEEP secs` on a connection of its own: the server answers nothing to
     /// anyone for that long. Returns once the command was sent (the sleep is then under way).
@@ -259,7 +149,7 @@ mod redis_faults {
         })
     }
 
-    async fn store(redis: &RedisProcess) -> Arc<RedisStore> {
+    async fn store(redis: &OwnRedis) -> Arc<RedisStore> {
         let store = RedisStore::connect(&redis.url())
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()))
@@ -272,7 +162,7 @@ mod redis_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_killed_then_restarted() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let mut redis = RedisProcess::start().await;
+        let mut redis = OwnRedis::start_volatile().await;
         let store = store(&redis).await;
         let api = server(&jwks, store.clone(), false).await;
         let sign_in = SignIn::new(&jwks, CLIENT);
@@ -354,7 +244,7 @@ mod redis_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_recovers_from_repeated_restarts() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let mut redis = RedisProcess::start().await;
+        let mut redis = OwnRedis::start_volatile().await;
         let api = server(&jwks, store(&redis).await, false).await;
         let token = SignIn::new(&jwks, CLIENT).token(0);
         for round in 0..3 {
@@ -375,7 +265,7 @@ mod redis_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_down_with_fail_open() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let mut redis = RedisProcess::start().await;
+        let mut redis = OwnRedis::start_volatile().await;
         let api = server(&jwks, store(&redis).await, true).await;
         let sign_in = SignIn::new(&jwks, CLIENT);
         for n in 0..3 {
@@ -410,7 +300,7 @@ mod redis_faults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_slow_store_times_out() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-        let redis = RedisProcess::start().await;
+        let redis = OwnRedis::start_volatile().await;
         let store = store(&redis).await;
         let closed = server(&jwks, store.clone(), false).await;
         let open = server(&jwks, store.clone(), true).await;
@@ -418,7 +308,7 @@ mod redis_faults {
         let token = sign_in.token(0);
         assert_ok(&call(&closed, &token).await);
 
-        let sleep = pause(redis.port, 2.0).await;
+        let sleep = pause(redis.port(), 2.0).await;
         let started = Instant::now();
         let answer = call(&closed, &token).await;
         assert_store_unavailable(&answer);
@@ -444,7 +334,7 @@ mod redis_faults {
     /// Connecting to a server that is not there fails with `Unavailable`, quickly.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_unreachable_at_connect() {
-        let url = format!("redis://127.0.0.1:{}", free_port());
+        let url = format!("redis://127.0.0.1:{}", spare_port());
         let start = Instant::now();
         let error = RedisStore::connect(&url).await.expect_err("nobody listens");
         assert_eq!(
@@ -587,7 +477,7 @@ mod postgres_faults {
     /// `InvalidInput`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_unreachable_at_connect() {
-        let (_, url) = upstream_and_url_via(free_port());
+        let (_, url) = upstream_and_url_via(spare_port());
         let start = Instant::now();
         let error = PostgresStore::connect(&url)
             .await
@@ -611,7 +501,7 @@ mod postgres_faults {
     async fn postgres_unreachable_then_back() {
         let jwks = JwksServer::start_with_keys(POOL, &[key(0)]).await;
         let table = unique_postgres_table("faults");
-        let port = free_port();
+        let port = spare_port();
         let (upstream, url) = upstream_and_url_via(port);
         let relay = Relay::start(port, upstream).await;
         let store = PostgresStore::connect(&url)

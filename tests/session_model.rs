@@ -10,13 +10,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use support::model::WindowModel;
 use support::unique;
 use tower_cognito::session::{
     MemoryStore, SessionEntry, SessionStore, SessionVerdict, WindowLimits, MAX_WINDOW,
@@ -29,23 +29,13 @@ const KEYS: usize = 3;
 // The reference model
 // ---------------------------------------------------------------------------------------------
 
-/// One session as the model sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ModelSession {
-    /// Distinct, ascending.
-    iats: Vec<i64>,
-    revoked: bool,
-    expires_at: i64,
-}
-
-/// The semantics, plainly: keep the `size` newest distinct `iat`s; older than all of a full
-/// window is superseded; revoked refuses everything; an entry lives `ttl` after its last change
-/// and is forgotten from then on.
+/// The shared reference model (`tests/support/model.rs`, written independently of `src/`), with
+/// this file's window size and TTL and small integer keys.
 #[derive(Debug)]
 struct Model {
     size: usize,
     ttl: i64,
-    sessions: HashMap<usize, ModelSession>,
+    window: WindowModel,
 }
 
 impl Model {
@@ -53,13 +43,20 @@ impl Model {
         Self {
             size,
             ttl,
-            sessions: HashMap::new(),
+            window: WindowModel::default(),
+        }
+    }
+
+    fn limits(&self, size: usize) -> WindowLimits {
+        WindowLimits {
+            size,
+            ttl_secs: self.ttl,
         }
     }
 
     /// The session as of `now`, if it has not expired.
-    fn get(&self, key: usize, now: i64) -> Option<&ModelSession> {
-        self.sessions.get(&key).filter(|s| now < s.expires_at)
+    fn get(&self, key: usize, now: i64) -> Option<SessionEntry> {
+        self.window.live(&key.to_string(), now)
     }
 
     /// A check with the model's window size.
@@ -68,48 +65,15 @@ impl Model {
     }
 
     /// A check with window size `size`, which may differ from the previous call's (servers
-    /// configured differently, or a rolling deploy changing it): the `size` newest values kept
-    /// decide; a new value enters and the window is cut to the `size` newest; a value already
-    /// kept changes nothing but the expiry.
+    /// configured differently, or a rolling deploy changing it).
     fn check_sized(&mut self, key: usize, iat: i64, now: i64, size: usize) -> SessionVerdict {
-        let mut session = self.get(key, now).cloned().unwrap_or(ModelSession {
-            iats: Vec::new(),
-            revoked: false,
-            expires_at: 0,
-        });
-        if session.revoked {
-            return SessionVerdict::Revoked;
-        }
-        let len = session.iats.len();
-        let newest = &session.iats[len.saturating_sub(size)..];
-        if len >= size && newest.iter().all(|&kept| iat < kept) {
-            return SessionVerdict::Superseded;
-        }
-        if !session.iats.contains(&iat) {
-            session.iats.push(iat);
-            session.iats.sort_unstable();
-            while session.iats.len() > size {
-                session.iats.remove(0);
-            }
-        }
-        session.expires_at = now + self.ttl;
-        self.sessions.insert(key, session);
-        SessionVerdict::Accepted
+        let limits = self.limits(size);
+        self.window.check(&key.to_string(), iat, now, limits)
     }
 
     fn revoke(&mut self, key: usize, now: i64) {
-        let iats = self
-            .get(key, now)
-            .map(|s| s.iats.clone())
-            .unwrap_or_default();
-        self.sessions.insert(
-            key,
-            ModelSession {
-                iats,
-                revoked: true,
-                expires_at: now + self.ttl,
-            },
-        );
+        let limits = self.limits(self.size);
+        self.window.revoke(&key.to_string(), now, limits);
     }
 }
 
@@ -179,15 +143,15 @@ fn case(max_ops: usize, varying: bool) -> impl Strategy<Value = (usize, i64, Vec
 // The property
 // ---------------------------------------------------------------------------------------------
 
-fn expected_entry(model: &Model, key: usize, now: i64) -> Option<ModelSession> {
-    model.get(key, now).cloned()
+fn expected_entry(model: &Model, key: usize, now: i64) -> Option<SessionEntry> {
+    model.get(key, now)
 }
 
 /// Compares the store's entry with the model's. The `iat`s of a revoked session are not part of
 /// the semantics (nothing can read them back through a verdict), so they are not compared.
 fn same_entry(
     got: Option<SessionEntry>,
-    want: Option<ModelSession>,
+    want: Option<SessionEntry>,
     context: &dyn Fn() -> String,
 ) -> Result<(), TestCaseError> {
     match (got, want) {

@@ -48,6 +48,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cognito::{ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verifier};
 
+pub mod model;
+
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub mod stores;
 
@@ -582,6 +584,19 @@ impl JwksServer {
     /// Resets [`fetch_count`](Self::fetch_count) to zero.
     pub fn reset_fetch_count(&self) {
         self.shared.fetches.store(0, Ordering::SeqCst);
+    }
+
+    /// Polls until at least `at_least` JWKS requests arrived; fails the test after `deadline`.
+    pub async fn wait_for_fetches(&self, at_least: usize, deadline: Duration) {
+        let start = std::time::Instant::now();
+        while self.fetch_count() < at_least {
+            assert!(
+                start.elapsed() < deadline,
+                "waited {deadline:?} for {at_least} JWKS fetches, saw {}",
+                self.fetch_count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Whether the server is currently accepting connections.

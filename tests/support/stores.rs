@@ -197,15 +197,17 @@ pub async fn redis_pong(port: u16) -> bool {
     )
 }
 
-/// A `redis-server` of the test's own on a spare loopback port, persisting every write before
-/// answering it (`--appendonly yes --appendfsync always`) into a directory of its own, so that
-/// a restart on the same port and directory must bring back every acknowledged write.
-/// [`kill`](Self::kill) is SIGKILL (no shutdown, no final save). Killed, and its directory
-/// removed, on drop.
+/// A `redis-server` of the test's own on a spare loopback port, with a directory of its own.
+/// [`start_persistent`](Self::start_persistent) persists every write before answering it
+/// (`--appendonly yes --appendfsync always`), so a restart on the same port and directory must
+/// bring back every acknowledged write; [`start_volatile`](Self::start_volatile) keeps nothing
+/// and allows `DEBUG` (for `DEBUG SLEEP`). [`kill`](Self::kill) is SIGKILL (no shutdown, no
+/// final save). Killed, and its directory removed, on drop.
 #[cfg(feature = "redis")]
 pub struct OwnRedis {
     port: u16,
     dir: std::path::PathBuf,
+    persistent: bool,
     child: Option<std::process::Child>,
 }
 
@@ -213,9 +215,19 @@ pub struct OwnRedis {
 impl OwnRedis {
     /// Starts a persistent `redis-server` on a spare port and waits until it answers.
     pub async fn start_persistent() -> OwnRedis {
+        Self::start(true).await
+    }
+
+    /// Starts a `redis-server` that keeps nothing and allows `DEBUG`, on a spare port.
+    pub async fn start_volatile() -> OwnRedis {
+        Self::start(false).await
+    }
+
+    async fn start(persistent: bool) -> OwnRedis {
         let mut server = OwnRedis {
             port: 0,
             dir: own_dir("redis"),
+            persistent,
             child: None,
         };
         let mut last = String::new();
@@ -271,7 +283,12 @@ impl OwnRedis {
         let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port, "--bind", "127.0.0.1", "--daemonize", "no"])
             .args(["--dir", &dir, "--logfile", &log, "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                // DEBUG SLEEP is how tests make this server slow.
+                ["--appendonly", "no", "--enable-debug-command", "local"]
+            })
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
