@@ -170,6 +170,7 @@ mod rejection;
 mod rules;
 mod service;
 pub mod session;
+mod token;
 pub mod verifier;
 
 pub use claims::{AccessClaims, AnyClaims, IdClaims};

@@ -4,12 +4,12 @@
 //! [`Verifier::require_any_group`](crate::Verifier::require_any_group) and friends shares the key
 //! cache of the one it came from, so per-route rules cost no extra JWKS fetch.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::config::{validate_rule, ConfigError};
 use crate::error::{AuthError, Forbidden};
+use crate::token::Str;
 
 type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 
@@ -88,7 +88,7 @@ impl<C> Rules<C> {
     pub(crate) fn check_claims(
         &self,
         scope: Option<&str>,
-        groups: Option<&[Cow<'_, str>]>,
+        groups: Option<&[Str<'_>]>,
     ) -> Result<(), AuthError> {
         if !self.required_scopes.is_empty() {
             let granted = scope.unwrap_or("");
@@ -107,7 +107,7 @@ impl<C> Rules<C> {
             let in_one = groups
                 .unwrap_or(&[])
                 .iter()
-                .any(|g| self.required_groups.iter().any(|r| r == g));
+                .any(|g| self.required_groups.iter().any(|r| r == &**g));
             if !in_one {
                 return Err(AuthError::InsufficientScope {
                     reason: Forbidden::MissingGroup,

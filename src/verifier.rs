@@ -22,15 +22,12 @@
 //!     a superseded or revoked session is refused, and a store that fails or is slow gives 503
 //!     (or, with fail-open, a warning). See [`session`](crate::session).
 
-use std::borrow::Cow;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use serde::de::{DeserializeOwned, IgnoredAny};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::cache::{Entry, TokenCache};
 use crate::claims::AccessClaims;
@@ -40,6 +37,9 @@ use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{KeyCache, VerifyingKey};
 use crate::rules::Rules;
 use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
+use crate::token::{
+    decode_b64, decode_b64_into, parse_object, split_token, AccessPayload, Header, Registered,
+};
 
 /// The largest RS256 signature: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
@@ -190,50 +190,6 @@ impl<C: fmt::Debug> fmt::Debug for Verified<C> {
             .field("token", &"<redacted>")
             .finish()
     }
-}
-
-#[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
-    /// Present at all, even as `null`, means the token asks for an extension we do not know.
-    #[serde(default, deserialize_with = "present")]
-    crit: Option<()>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| Some(()))
-}
-
-/// The registered claims the verifier checks, borrowed from the payload where possible.
-#[derive(Deserialize)]
-struct Registered<'a> {
-    #[serde(borrow, default)]
-    iss: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    token_use: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    client_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    aud: Option<Cow<'a, str>>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(borrow, default)]
-    scope: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "cognito:groups")]
-    groups: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, default)]
-    sub: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    origin_jti: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    device_key: Option<Cow<'a, str>>,
 }
 
 impl<C> Verifier<C>
@@ -403,7 +359,7 @@ where
         // 2. Header.
         let header_json = decode_b64(header_b64)?;
         let header: Header<'_> = parse_object(&header_json)?;
-        if header.alg != "RS256" {
+        if &*header.alg != "RS256" {
             return Err(InvalidToken::UnsupportedAlgorithm.into());
         }
         if header.crit.is_some() {
@@ -435,7 +391,6 @@ where
         key: Arc<VerifyingKey>,
         generation: u64,
     ) -> Result<Fresh<C>, AuthError> {
-        let s = &*self.shared;
         // 4. Signature.
         let mut signature = [0u8; MAX_SIGNATURE_BYTES];
         let signature = decode_b64_into(signature_b64, &mut signature)
@@ -446,7 +401,7 @@ where
             return Err(InvalidToken::BadSignature.into());
         }
 
-        // 5-8. Registered claims.
+        // 5-9. Claims.
         let mut stack = [0u8; PAYLOAD_STACK_BYTES];
         let mut heap = Vec::new();
         let payload: &[u8] = if payload_b64.len() / 4 * 3 + 3 <= stack.len() {
@@ -455,18 +410,7 @@ where
             heap = decode_b64(payload_b64)?;
             &heap
         };
-        let claims: Registered<'_> = parse_object(payload)?;
-        let (iat, exp) = s.check_registered(&claims)?;
-
-        // 9. Rules.
-        self.rules
-            .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
-        let typed: C = serde_json::from_slice(payload).map_err(|e| {
-            tracing::debug!(error = %e, "claims do not fit the claims type");
-            InvalidToken::Malformed
-        })?;
-        self.rules.check_typed(&typed)?;
-        let session_key = s.session_key(&claims)?;
+        let (iat, exp, typed, session_key) = self.read_claims(payload)?;
         drop(heap);
         Ok(Fresh {
             verified: Verified {
@@ -479,6 +423,42 @@ where
             key,
             generation,
         })
+    }
+
+    /// Steps 5 to 9 on the decoded payload: `(iat, exp)`, the typed claims and the session key.
+    fn read_claims(&self, payload: &[u8]) -> Result<(i64, i64, C, Option<Arc<str>>), AuthError> {
+        let s = &*self.shared;
+        // The crate's own access claims come from the same single pass as the checked claims.
+        // A payload that pass refuses takes the general path below for the precise error.
+        if TypeId::of::<C>() == TypeId::of::<AccessClaims>() {
+            if let Ok(one_pass) = parse_object::<AccessPayload<'_>>(payload) {
+                let (claims, rest) = one_pass.into_parts();
+                let (iat, exp) = s.check_registered(&claims)?;
+                self.rules
+                    .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
+                let session_key = s.session_key(&claims);
+                let typed = rest
+                    .into_claims(claims)
+                    .and_then(downcast::<AccessClaims, C>)
+                    .ok_or_else(|| {
+                        tracing::debug!("claims do not fit the claims type");
+                        InvalidToken::Malformed
+                    })?;
+                self.rules.check_typed(&typed)?;
+                return Ok((iat, exp, typed, session_key?));
+            }
+        }
+        let claims: Registered<'_> = parse_object(payload)?;
+        let (iat, exp) = s.check_registered(&claims)?;
+        self.rules
+            .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
+        let typed: C = serde_json::from_slice(payload).map_err(|e| {
+            tracing::debug!(error = %e, "claims do not fit the claims type");
+            InvalidToken::Malformed
+        })?;
+        self.rules.check_typed(&typed)?;
+        let session_key = s.session_key(&claims)?;
+        Ok((iat, exp, typed, session_key))
     }
 
     /// Revokes a session: every token of it is refused until the session's TTL ends, whatever
@@ -606,43 +586,12 @@ impl Shared {
     }
 }
 
-/// Splits `header.payload.signature`; `None` unless there are exactly three non-empty parts.
-/// Bounded work whatever the input: at most three `.` are looked for.
-fn split_token(token: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = token.splitn(4, '.');
-    let header = parts.next()?;
-    let payload = parts.next()?;
-    let signature = parts.next()?;
-    if parts.next().is_some() || header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return None;
-    }
-    Some((header, payload, signature))
-}
-
-/// Parses a JSON object of valid UTF-8 (RFC 8259 section 8.1; serde_json checks only the
-/// strings it decodes, and skips ignored members unchecked). A derived struct would also accept
-/// an array (fields by position), but RFC 7515 and 7519 require objects.
-fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
-    let json = std::str::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
-    if !json.trim_start().starts_with('{') {
-        return Err(InvalidToken::Malformed);
-    }
-    serde_json::from_str(json).map_err(|_| InvalidToken::Malformed)
-}
-
-/// Strict base64url without padding into `buf`; fails when it does not fit.
-fn decode_b64_into<'b>(part: &str, buf: &'b mut [u8]) -> Result<&'b [u8], InvalidToken> {
-    match URL_SAFE_NO_PAD.decode_slice(part, buf) {
-        Ok(len) => Ok(&buf[..len]),
-        Err(_) => Err(InvalidToken::Malformed),
-    }
-}
-
-/// Strict base64url without padding, as JWS requires.
-fn decode_b64(part: &str) -> Result<Vec<u8>, InvalidToken> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| InvalidToken::Malformed)
+/// `value` as a `U`, when `T` and `U` are the same type.
+fn downcast<T: 'static, U: 'static>(value: T) -> Option<U> {
+    let mut value = Some(value);
+    (&mut value as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
 }
 
 impl<C> Clone for Verifier<C> {
@@ -668,21 +617,6 @@ impl<C> fmt::Debug for Verifier<C> {
             .field("sessions", &s.sessions)
             .field("token_cache", &self.cache.is_some())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_token;
-
-    #[test]
-    fn splits_exactly_three_parts() {
-        assert_eq!(split_token("a.b.c"), Some(("a", "b", "c")));
-        for bad in ["", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "...."] {
-            assert_eq!(split_token(bad), None, "{bad}");
-        }
-        let dots = ".".repeat(10_000);
-        assert_eq!(split_token(&dots), None);
     }
 }
 

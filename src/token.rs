@@ -1,0 +1,332 @@
+//! The parts of a compact JWS and the JSON the verifier reads from them, borrowed from the
+//! decoded bytes wherever JSON allows (a string with escapes is the only copy).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::{IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::claims::AccessClaims;
+use crate::error::InvalidToken;
+
+/// A JSON string, borrowed from the input unless it holds escapes.
+///
+/// serde's own `Cow<str>` borrows only as a struct field of its own with `#[serde(borrow)]`:
+/// inside an `Option` or a `Vec` it always copies.
+pub(crate) struct Str<'a>(Cow<'a, str>);
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Str<'_>> for String {
+    fn from(s: Str<'_>) -> String {
+        s.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(StrVisitor(PhantomData))
+    }
+}
+
+/// The JOSE header.
+#[derive(Deserialize)]
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub(crate) alg: Str<'a>,
+    #[serde(borrow, default)]
+    pub(crate) kid: Option<Str<'a>>,
+    /// Present at all, even as `null`, means the token asks for an extension we do not know.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) crit: Option<()>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| Some(()))
+}
+
+/// The registered claims the verifier checks (steps 5 to 9 and the session key).
+#[derive(Deserialize)]
+pub(crate) struct Registered<'a> {
+    #[serde(borrow, default)]
+    pub(crate) iss: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) token_use: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) client_id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) aud: Option<Str<'a>>,
+    #[serde(default)]
+    pub(crate) exp: Option<i64>,
+    #[serde(default)]
+    pub(crate) nbf: Option<i64>,
+    #[serde(default)]
+    pub(crate) iat: Option<i64>,
+    #[serde(borrow, default)]
+    pub(crate) scope: Option<Str<'a>>,
+    #[serde(borrow, default, rename = "cognito:groups")]
+    pub(crate) groups: Option<Vec<Str<'a>>>,
+    #[serde(borrow, default)]
+    pub(crate) sub: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) origin_jti: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) device_key: Option<Str<'a>>,
+}
+
+/// [`Registered`] and the rest of [`AccessClaims`] in one pass over the payload, so that an
+/// access token's JSON is parsed once rather than twice.
+///
+/// It accepts exactly the payloads that both [`Registered`] and [`AccessClaims`] accept, apart
+/// from the claims `AccessClaims` requires, which [`into_parts`](Self::into_parts) looks for:
+/// the members both read have the stricter of the two types (`scope`, `cognito:groups` and
+/// `username` may be missing but not `null`). When this parse fails, the verifier falls back
+/// to the two-pass path, which then gives the precise error in the documented order.
+#[derive(Deserialize)]
+pub(crate) struct AccessPayload<'a> {
+    #[serde(borrow, default)]
+    iss: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    token_use: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    client_id: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    aud: Option<Str<'a>>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(borrow, default, deserialize_with = "not_null")]
+    scope: Option<Str<'a>>,
+    #[serde(
+        borrow,
+        default,
+        rename = "cognito:groups",
+        deserialize_with = "not_null"
+    )]
+    groups: Option<Vec<Str<'a>>>,
+    #[serde(borrow, default)]
+    sub: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    origin_jti: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    device_key: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "not_null")]
+    username: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    jti: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    event_id: Option<Str<'a>>,
+    #[serde(default)]
+    auth_time: Option<i64>,
+}
+
+/// A member that may be missing (then `None`, by `default`) but not `null`, as a `String` or
+/// `Vec` field with `#[serde(default)]` reads it.
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// What [`AccessPayload::into_parts`] leaves for [`AccessRest::into_claims`].
+pub(crate) struct AccessRest<'a> {
+    username: Option<Str<'a>>,
+    jti: Option<Str<'a>>,
+    event_id: Option<Str<'a>>,
+    auth_time: Option<i64>,
+}
+
+impl<'a> AccessPayload<'a> {
+    pub(crate) fn into_parts(self) -> (Registered<'a>, AccessRest<'a>) {
+        let registered = Registered {
+            iss: self.iss,
+            token_use: self.token_use,
+            client_id: self.client_id,
+            aud: self.aud,
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+            scope: self.scope,
+            groups: self.groups,
+            sub: self.sub,
+            origin_jti: self.origin_jti,
+            device_key: self.device_key,
+        };
+        let rest = AccessRest {
+            username: self.username,
+            jti: self.jti,
+            event_id: self.event_id,
+            auth_time: self.auth_time,
+        };
+        (registered, rest)
+    }
+}
+
+impl AccessRest<'_> {
+    /// The [`AccessClaims`], or `None` where deserializing them would fail: a required claim
+    /// is missing.
+    pub(crate) fn into_claims(self, registered: Registered<'_>) -> Option<AccessClaims> {
+        Some(AccessClaims {
+            sub: registered.sub?.into(),
+            iss: registered.iss?.into(),
+            client_id: registered.client_id?.into(),
+            username: self.username.map(String::from).unwrap_or_default(),
+            scope: registered.scope.map(String::from).unwrap_or_default(),
+            groups: registered
+                .groups
+                .map(|groups| groups.into_iter().map(String::from).collect())
+                .unwrap_or_default(),
+            origin_jti: registered.origin_jti.map(String::from),
+            jti: self.jti.map(String::from),
+            event_id: self.event_id.map(String::from),
+            device_key: registered.device_key.map(String::from),
+            auth_time: self.auth_time,
+            iat: registered.iat?,
+            exp: registered.exp?,
+        })
+    }
+}
+
+/// Splits `header.payload.signature`; `None` unless there are exactly three non-empty parts.
+/// Bounded work whatever the input: at most three `.` are looked for.
+pub(crate) fn split_token(token: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = token.splitn(4, '.');
+    let header = parts.next()?;
+    let payload = parts.next()?;
+    let signature = parts.next()?;
+    if parts.next().is_some() || header.is_empty() || payload.is_empty() || signature.is_empty() {
+        return None;
+    }
+    Some((header, payload, signature))
+}
+
+/// Parses a JSON object of valid UTF-8 (RFC 8259 section 8.1; serde_json checks only the
+/// strings it decodes, and skips ignored members unchecked). A derived struct would also accept
+/// an array (fields by position), but RFC 7515 and 7519 require objects.
+pub(crate) fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
+    let json = std::str::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
+    if !json.trim_start().starts_with('{') {
+        return Err(InvalidToken::Malformed);
+    }
+    serde_json::from_str(json).map_err(|_| InvalidToken::Malformed)
+}
+
+/// Strict base64url without padding into `buf`; fails when it does not fit.
+pub(crate) fn decode_b64_into<'b>(part: &str, buf: &'b mut [u8]) -> Result<&'b [u8], InvalidToken> {
+    match URL_SAFE_NO_PAD.decode_slice(part, buf) {
+        Ok(len) => Ok(&buf[..len]),
+        Err(_) => Err(InvalidToken::Malformed),
+    }
+}
+
+/// Strict base64url without padding, as JWS requires.
+pub(crate) fn decode_b64(part: &str) -> Result<Vec<u8>, InvalidToken> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| InvalidToken::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_exactly_three_parts() {
+        assert_eq!(split_token("a.b.c"), Some(("a", "b", "c")));
+        for bad in ["", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "...."] {
+            assert_eq!(split_token(bad), None, "{bad}");
+        }
+        let dots = ".".repeat(10_000);
+        assert_eq!(split_token(&dots), None);
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let json = br#"{"iss":"plain","sub":"esc\"aped","cognito:groups":["a","b\u00e9"]}"#;
+        let r: Registered<'_> = parse_object(json).unwrap();
+        assert!(matches!(r.iss.as_ref().unwrap().0, Cow::Borrowed("plain")));
+        assert!(matches!(r.sub.as_ref().unwrap().0, Cow::Owned(ref s) if s == "esc\"aped"));
+        let groups = r.groups.unwrap();
+        assert!(matches!(groups[0].0, Cow::Borrowed("a")));
+        assert_eq!(&*groups[1], "bé");
+    }
+
+    #[test]
+    fn strings_refuse_other_types() {
+        for json in [
+            r#"{"iss":5}"#,
+            r#"{"iss":["a"]}"#,
+            r#"{"cognito:groups":"a"}"#,
+        ] {
+            assert!(
+                parse_object::<Registered<'_>>(json.as_bytes()).is_err(),
+                "{json}"
+            );
+        }
+    }
+
+    /// The one-pass parse accepts a payload only when the two-pass parse would, and then gives
+    /// the same claims.
+    #[test]
+    fn one_pass_agrees_with_two_passes() {
+        let payloads = [
+            r#"{"sub":"u","iss":"i","client_id":"c","token_use":"access","scope":"a b",
+                "cognito:groups":["g"],"username":"al\u0069ce","origin_jti":"o","jti":"j",
+                "event_id":"e","device_key":"d","auth_time":1,"iat":2,"exp":3,"version":2}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"scope":null}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"cognito:groups":null}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"username":null}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"username":5}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"jti":null,"aud":"x"}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"auth_time":"1"}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"username":"a","username":"b"}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":3,"iss":"j"}"#,
+            r#"{"iss":"i","client_id":"c","iat":2,"exp":3}"#,
+            r#"{"sub":null,"iss":"i","client_id":"c","iat":2,"exp":3}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2,"exp":null}"#,
+            r#"{"sub":"u","iss":5,"client_id":"c","iat":2,"exp":3}"#,
+            r#"{"sub":"u","iss":"i","client_id":"c","iat":2.5,"exp":3}"#,
+        ];
+        for payload in payloads {
+            let json = payload.as_bytes();
+            let two_passes = parse_object::<Registered<'_>>(json)
+                .ok()
+                .and_then(|_| serde_json::from_slice::<AccessClaims>(json).ok());
+            let one_pass = parse_object::<AccessPayload<'_>>(json).ok().and_then(|p| {
+                let (registered, rest) = p.into_parts();
+                rest.into_claims(registered)
+            });
+            assert_eq!(one_pass, two_passes, "{payload}");
+        }
+    }
+}
