@@ -38,11 +38,15 @@ use crate::jwks::{KeyCache, VerifyingKey};
 use crate::rules::Rules;
 use crate::session::{SessionConfig, SessionKeyParts, SessionVerdict, StoreError, StoreErrorKind};
 use crate::token::{
-    decode_b64, decode_b64_into, parse_object, split_token, AccessPayload, Header, Registered,
+    decode_b64, decode_b64_into, parse_object, split_token, stack_buffer, with_decoded,
+    AccessPayload, Header, Registered,
 };
 
 /// The largest RS256 signature: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Headers up to this size are decoded on the stack (Cognito's are about 70 bytes).
+const HEADER_STACK_BYTES: usize = 512;
 
 /// Payloads up to this size are decoded on the stack (Cognito's are about 1 KB).
 const PAYLOAD_STACK_BYTES: usize = 4096;
@@ -356,19 +360,11 @@ where
         let (header_b64, payload_b64, signature_b64) =
             split_token(token).ok_or(InvalidToken::Malformed)?;
 
-        // 2. Header.
-        let header_json = decode_b64(header_b64)?;
-        let header: Header<'_> = parse_object(&header_json)?;
-        if &*header.alg != "RS256" {
-            return Err(InvalidToken::UnsupportedAlgorithm.into());
-        }
-        if header.crit.is_some() {
-            return Err(InvalidToken::UnsupportedCritical.into());
-        }
-        let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
-
-        // 3. Key.
-        let (key, generation) = s.keys.key(&kid).await?;
+        // 2-3. Header and key: the key from the cache without waiting, or the `kid` to fetch.
+        let (key, generation) = match self.header_key(header_b64)? {
+            Ok(found) => found,
+            Err(kid) => s.keys.key(&kid).await?,
+        };
 
         self.check_signed(
             token,
@@ -378,6 +374,25 @@ where
             key,
             generation,
         )
+    }
+
+    /// Steps 2 and 3 as far as they go without waiting: the cached key of the header's `kid`,
+    /// or the `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
+    fn header_key(
+        &self,
+        header_b64: &str,
+    ) -> Result<Result<(Arc<VerifyingKey>, u64), String>, AuthError> {
+        with_decoded::<HEADER_STACK_BYTES, _>(header_b64, |json| {
+            let header: Header<'_> = parse_object(json)?;
+            if &*header.alg != "RS256" {
+                return Err(InvalidToken::UnsupportedAlgorithm.into());
+            }
+            if header.crit.is_some() {
+                return Err(InvalidToken::UnsupportedCritical.into());
+            }
+            let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
+            Ok(self.shared.keys.cached_key(&kid).ok_or_else(|| kid.into()))
+        })
     }
 
     /// Steps 4 to 9, after the key is had. Synchronous, so that its buffers live on the stack
@@ -392,7 +407,7 @@ where
         generation: u64,
     ) -> Result<Fresh<C>, AuthError> {
         // 4. Signature.
-        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+        let mut signature = stack_buffer::<MAX_SIGNATURE_BYTES>();
         let signature = decode_b64_into(signature_b64, &mut signature)
             .map_err(|_| InvalidToken::BadSignature)?;
         let signing_input = &token.as_bytes()[..header_len + 1 + payload_b64.len()];
@@ -402,16 +417,10 @@ where
         }
 
         // 5-9. Claims.
-        let mut stack = [0u8; PAYLOAD_STACK_BYTES];
-        let mut heap = Vec::new();
-        let payload: &[u8] = if payload_b64.len() / 4 * 3 + 3 <= stack.len() {
-            decode_b64_into(payload_b64, &mut stack)?
-        } else {
-            heap = decode_b64(payload_b64)?;
-            &heap
-        };
-        let (iat, exp, typed, session_key) = self.read_claims(payload)?;
-        drop(heap);
+        let (iat, exp, typed, session_key) =
+            with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
+                self.read_claims(payload)
+            })?;
         Ok(Fresh {
             verified: Verified {
                 claims: Arc::new(typed),

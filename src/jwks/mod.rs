@@ -94,15 +94,20 @@ impl KeyCache {
         })
     }
 
+    /// The key for `kid` when the cache has it, with its generation; never waits. Starts a
+    /// background refresh when the keys are old.
+    pub(crate) fn cached_key(&self, kid: &str) -> Option<(Arc<VerifyingKey>, u64)> {
+        let snapshot = self.inner.snapshot.load();
+        let key = snapshot.keys.get(kid)?;
+        self.refresh_if_stale(&snapshot);
+        Some((Arc::clone(key), snapshot.generation))
+    }
+
     /// The key for `kid`: from the cache, or after joining or starting a fetch.
     /// Also returns the generation of the key set the key came from.
     pub(crate) async fn key(&self, kid: &str) -> Result<(Arc<VerifyingKey>, u64), AuthError> {
-        {
-            let snapshot = self.inner.snapshot.load();
-            if let Some(key) = snapshot.keys.get(kid) {
-                self.refresh_if_stale(&snapshot);
-                return Ok((Arc::clone(key), snapshot.generation));
-            }
+        if let Some(found) = self.cached_key(kid) {
+            return Ok(found);
         }
         if kid.len() > MAX_KID_BYTES {
             // No key can have such a kid, whatever the cache holds: never our outage (503).
