@@ -102,6 +102,16 @@ pub struct Verified<C = AccessClaims> {
 }
 
 impl<C> Verified<C> {
+    fn new(claims: C, iat: i64, exp: i64, session_key: Option<Arc<str>>, token: &str) -> Self {
+        Self {
+            claims: Arc::new(claims),
+            iat,
+            exp,
+            session_key,
+            token: token.into(),
+        }
+    }
+
     /// The claims.
     pub fn claims(&self) -> &C {
         &self.claims
@@ -155,13 +165,7 @@ impl<C> Verified<C> {
 #[cfg(test)]
 impl<C> Verified<C> {
     pub(crate) fn for_tests(claims: C, token: &str, iat: i64, exp: i64) -> Self {
-        Self {
-            claims: Arc::new(claims),
-            iat,
-            exp,
-            session_key: None,
-            token: token.into(),
-        }
+        Self::new(claims, iat, exp, None, token)
     }
 }
 
@@ -417,25 +421,18 @@ where
         }
 
         // 5-9. Claims.
-        let (iat, exp, typed, session_key) =
-            with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
-                self.read_claims(payload)
-            })?;
+        let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
+            self.read_claims(token, payload)
+        })?;
         Ok(Fresh {
-            verified: Verified {
-                claims: Arc::new(typed),
-                iat,
-                exp,
-                session_key,
-                token: token.into(),
-            },
+            verified,
             key,
             generation,
         })
     }
 
-    /// Steps 5 to 9 on the decoded payload: `(iat, exp)`, the typed claims and the session key.
-    fn read_claims(&self, payload: &[u8]) -> Result<(i64, i64, C, Option<Arc<str>>), AuthError> {
+    /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10.
+    fn read_claims(&self, token: &str, payload: &[u8]) -> Result<Verified<C>, AuthError> {
         let s = &*self.shared;
         // The crate's own access claims come from the same single pass as the checked claims.
         // A payload that pass refuses takes the general path below for the precise error.
@@ -454,7 +451,7 @@ where
                         InvalidToken::Malformed
                     })?;
                 self.rules.check_typed(&typed)?;
-                return Ok((iat, exp, typed, session_key?));
+                return Ok(Verified::new(typed, iat, exp, session_key?, token));
             }
         }
         let claims: Registered<'_> = parse_object(payload)?;
@@ -467,7 +464,7 @@ where
         })?;
         self.rules.check_typed(&typed)?;
         let session_key = s.session_key(&claims)?;
-        Ok((iat, exp, typed, session_key))
+        Ok(Verified::new(typed, iat, exp, session_key, token))
     }
 
     /// Revokes a session: every token of it is refused until the session's TTL ends, whatever
