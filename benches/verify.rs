@@ -217,11 +217,14 @@ fn bench_session_memory(c: &mut Criterion, token: &str) {
 
 /// Target 3, Redis: one `check_and_advance` vs one `PING` on the same server.
 ///
-/// Also times a check that only reads (a superseded token: the script returns before its
-/// `SET`), and reads the server's own time per command from `INFO commandstats` (deltas over
+/// `check_and_advance` passes the real `now`, so most checks fall in the second of the last
+/// write and write nothing; `check_and_advance_writing` moves `now` on by a second per call, so
+/// that every check writes. Also times a check that only reads (a superseded token: the script
+/// returns before its `SET`), and reads the server's own time per command from `INFO commandstats` (deltas over
 /// this group; other clients of the same server would add to them).
 #[cfg(feature = "redis")]
 fn bench_session_redis(c: &mut Criterion, _token: &str) {
+    use std::sync::atomic::AtomicI64;
     use tower_cognito::session::{RedisStore, SessionVerdict, StoreError, StoreErrorKind};
 
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
@@ -279,6 +282,13 @@ fn bench_session_redis(c: &mut Criterion, _token: &str) {
     let mut superseded = batch_async(&rt, || {
         store.check_and_advance(&full, iat - 30, common::now(), limits)
     });
+    // A check in the same second as the last write of its session writes nothing; with `now`
+    // one second further on each call, every check writes (SET with EX).
+    let later = AtomicI64::new(common::now());
+    let mut writing = batch_async(&rt, || {
+        let now = later.fetch_add(1, Ordering::Relaxed);
+        store.check_and_advance(&key, iat, now, limits)
+    });
 
     let mut evalsha = batch_async(&rt, || {
         let mut conn = conn.clone();
@@ -297,6 +307,7 @@ fn bench_session_redis(c: &mut Criterion, _token: &str) {
         ("check_and_advance", &mut check),
         ("check_superseded_read_only", &mut superseded),
         ("evalsha_return_0", &mut evalsha),
+        ("check_and_advance_writing", &mut writing),
     ] {
         bench(&mut g, "session_redis", name, batch);
         stats.push(rt.block_on(command_stats(conn.clone())));
@@ -309,6 +320,13 @@ fn bench_session_redis(c: &mut Criterion, _token: &str) {
         "session_redis/ping",
         &mut ping,
         Target::RatioAtMost(1.3),
+    );
+    ratio(
+        "session_redis/check_and_advance_writing",
+        &mut writing,
+        "session_redis/ping",
+        &mut ping,
+        Target::None,
     );
     ratio(
         "session_redis/check_superseded_read_only",
@@ -332,13 +350,15 @@ fn bench_session_redis(c: &mut Criterion, _token: &str) {
     let na = || "n/a".to_owned();
     report(format!(
         "NOTE redis server-side time per call (INFO commandstats deltas during each bench): \
-         PING {}, check_and_advance {}, superseded check {}, `return 0` script {}",
+         PING {}, check_and_advance {}, superseded check {}, `return 0` script {}, \
+         check_and_advance writing {}",
         server_us(0, "ping").unwrap_or_else(na),
         server_us(1, "evalsha").unwrap_or_else(na),
         server_us(2, "evalsha").unwrap_or_else(na),
         server_us(3, "evalsha").unwrap_or_else(na),
+        server_us(4, "evalsha").unwrap_or_else(na),
     ));
-    drop((check, superseded, evalsha, ping));
+    drop((check, superseded, evalsha, writing, ping));
     rt.block_on(async {
         let mut conn = conn.clone();
         let _: Result<i64, _> = redis::cmd("DEL")

@@ -360,6 +360,45 @@ async fn expiry_follows_now_and_each_acceptance_extends_it() {
     delete_redis_keys(&prefix).await;
 }
 
+/// A check that would write back the stored value (a known iat in the same second) writes
+/// nothing: a native TTL shortened by hand stays as it is. Any change writes again.
+#[tokio::test]
+async fn a_check_that_changes_nothing_writes_nothing() {
+    let prefix = unique_redis_prefix("no-op");
+    let s = redis_store(&prefix).await;
+    let key = format!("{prefix}k");
+    let l = limits(2, 3600);
+    let shorten = || async {
+        let _: () = redis::cmd("EXPIRE")
+            .arg(&key)
+            .arg(500)
+            .query_async(&mut redis_connection().await)
+            .await
+            .unwrap();
+    };
+    assert_eq!(check(&s, "k", 100, 1000, l).await, Accepted);
+    let stored = raw_get(&key).await;
+    shorten().await;
+    // The same iat in the same second: nothing written.
+    assert_eq!(check(&s, "k", 100, 1000, l).await, Accepted);
+    assert!((1..=500).contains(&raw_ttl(&key).await));
+    assert_eq!(raw_get(&key).await, stored);
+    // The next second moves the expiry: written, with a fresh native TTL.
+    assert_eq!(check(&s, "k", 100, 1001, l).await, Accepted);
+    assert!(raw_ttl(&key).await > 500);
+    assert_eq!(s.entry("k", 1001).await.unwrap().unwrap().expires_at, 4601);
+    // A new iat in the same second changes the window: written.
+    shorten().await;
+    assert_eq!(check(&s, "k", 200, 1001, l).await, Accepted);
+    assert!(raw_ttl(&key).await > 500);
+    assert_eq!(iats(&s, "k", 1001).await, [100, 200]);
+    // A refusal writes nothing either.
+    shorten().await;
+    assert_eq!(check(&s, "k", 50, 1001, l).await, Superseded);
+    assert!((1..=500).contains(&raw_ttl(&key).await));
+    delete_redis_keys(&prefix).await;
+}
+
 #[tokio::test]
 async fn larger_windows_keep_the_newest() {
     let prefix = unique_redis_prefix("larger");

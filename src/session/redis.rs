@@ -30,7 +30,10 @@
 //! (from its [`Clock`](crate::Clock)), exactly as [`MemoryStore`](super::MemoryStore) does: an
 //! entry with `expires_at <= now` counts as absent. Every write also sets Redis's own expiry to
 //! the session TTL counted from the write (`SET ... EX ttl`), so that Redis reclaims abandoned
-//! sessions; it never removes an entry before its TTL has passed in real time. A TTL longer than
+//! sessions; it never removes an entry before its TTL has passed in real time. A check that
+//! would write back the very value stored (a known `iat` checked again within the second of
+//! the last write, the common case for a busy session) writes nothing: the stored expiry and the
+//! native one, set by that write in the same second, already cover it. A TTL longer than
 //! about 136 years (`2^32` seconds) is not given a native expiry at all.
 //!
 //! # Round trips
@@ -79,9 +82,10 @@ local function canonical(s)
   return b1 ~= 48 or s == '0'
 end
 
--- Reads KEYS[1] as of now (a number). Returns ok, revoked, strs, nums: the iats kept, oldest
--- first, as stored and as numbers. ok is false when the key holds something this crate did not
--- write; an absent or expired entry reads as an empty, unrevoked window.
+-- Reads KEYS[1] as of now (a number). Returns ok, revoked, strs, nums, exp: the iats kept,
+-- oldest first, as stored and as numbers, and the stored expiry (nil when absent or expired).
+-- ok is false when the key holds something this crate did not write; an absent or expired
+-- entry reads as an empty, unrevoked window.
 local function load(now)
   local raw = redis.pcall('GET', KEYS[1])
   if raw == false then return true, false, {}, {} end
@@ -99,7 +103,7 @@ local function load(now)
   -- No empty elements: the values and their commas make up the whole list.
   if length ~= #list and not (length == -1 and #list == 0) then return false end
   if tonumber(exp) <= now then return true, false, {}, {} end
-  return true, rev == '1', strs, nums
+  return true, rev == '1', strs, nums, exp
 end
 
 local function save(value, native_ttl)
@@ -116,7 +120,7 @@ end
 const LUA_CHECK: &str = r#"
 local iat_s, exp, native_ttl = ARGV[1], ARGV[3], ARGV[5]
 local iat, size = tonumber(iat_s), tonumber(ARGV[4])
-local ok, revoked, strs, nums = load(tonumber(ARGV[2]))
+local ok, revoked, strs, nums, stored_exp = load(tonumber(ARGV[2]))
 if not ok then return -1 end
 if revoked then return 2 end
 local len = #nums
@@ -126,6 +130,9 @@ local out, first, placed = strs, 1, false
 for i = 1, len do
   if iat == nums[i] then placed = true break end
 end
+-- A known iat at the stored expiry (a check in the same second) would write back the very
+-- value stored: write nothing.
+if placed and exp == stored_exp then return 0 end
 if not placed then
   out = {}
   for i = 1, len do
