@@ -382,4 +382,109 @@ mod tests {
             assert_eq!(one_pass, two_passes, "{payload}");
         }
     }
+
+    /// The registered claims as plain values, to compare the two parses.
+    type Plain = ([Option<String>; 8], [Option<i64>; 3], Option<Vec<String>>);
+
+    fn plain(r: &Registered<'_>) -> Plain {
+        let s = |v: &Option<Str<'_>>| v.as_deref().map(str::to_owned);
+        (
+            [
+                s(&r.iss),
+                s(&r.token_use),
+                s(&r.client_id),
+                s(&r.aud),
+                s(&r.scope),
+                s(&r.sub),
+                s(&r.origin_jti),
+                s(&r.device_key),
+            ],
+            [r.exp, r.nbf, r.iat],
+            r.groups
+                .as_ref()
+                .map(|g| g.iter().map(|v| v.to_string()).collect()),
+        )
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NAMES: [&str; 18] = [
+            "sub",
+            "iss",
+            "client_id",
+            "token_use",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "scope",
+            "cognito:groups",
+            "origin_jti",
+            "device_key",
+            "username",
+            "jti",
+            "event_id",
+            "auth_time",
+            "version",
+            "custom:x",
+        ];
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(r#""a""#.to_owned()),
+                Just(r#""b\u0063""#.to_owned()),
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("7".to_owned()),
+                Just("-3".to_owned()),
+                Just("2.5".to_owned()),
+                Just("1e3".to_owned()),
+                Just("[]".to_owned()),
+                Just(r#"["g","h\n"]"#.to_owned()),
+                Just(r#"["g",1]"#.to_owned()),
+                Just(r#"{"k":"v"}"#.to_owned()),
+            ]
+        }
+
+        proptest! {
+            /// Over objects built from every claim name either parse reads, with values of
+            /// every JSON type, the claims `AccessClaims` requires filled in with good values
+            /// where not drawn (else almost every object would fail both ways), and now and then
+            /// a repeated member: the one pass accepts exactly what the two passes accept, with
+            /// the same registered claims and the same `AccessClaims`.
+            #[test]
+            fn one_pass_is_the_two_passes(
+                drawn in proptest::collection::btree_map(0..NAMES.len(), value(), 0..8),
+                repeat in proptest::option::weighted(0.2, (0..NAMES.len(), value())),
+            ) {
+                let mut body: Vec<String> = drawn
+                    .iter()
+                    .map(|(name, value)| format!(r#""{}":{value}"#, NAMES[*name]))
+                    .collect();
+                for (name, good) in
+                    [("sub", r#""u""#), ("iss", r#""i""#), ("client_id", r#""c""#), ("iat", "1"), ("exp", "2")]
+                {
+                    if !drawn.keys().any(|k| NAMES[*k] == name) {
+                        body.push(format!(r#""{name}":{good}"#));
+                    }
+                }
+                if let Some((name, value)) = repeat {
+                    body.push(format!(r#""{}":{value}"#, NAMES[name]));
+                }
+                let json = format!("{{{}}}", body.join(","));
+                let json = json.as_bytes();
+                let registered = parse_object::<Registered<'_>>(json).ok();
+                let typed = serde_json::from_slice::<AccessClaims>(json).ok();
+                let two_passes = registered.as_ref().map(plain).zip(typed);
+                let one_pass = parse_object::<AccessPayload<'_>>(json).ok().and_then(|p| {
+                    let (registered, rest) = p.into_parts();
+                    let plain = plain(&registered);
+                    rest.into_claims(registered).map(|typed| (plain, typed))
+                });
+                prop_assert_eq!(one_pass, two_passes);
+            }
+        }
+    }
 }
