@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
@@ -474,19 +475,31 @@ pub fn print_report(title: &str) {
 // ---------------------------------------------------------------------------------------------
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread is the one that called [`Counted::start`]: other threads (a JWKS
+    /// server left from an earlier group, a connection task) must not move the counts.
+    static COUNTED_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this allocator call is counted: counting is on and it comes from the counted thread.
+fn counted_here() -> bool {
+    COUNTING.load(Ordering::Relaxed) && COUNTED_THREAD.try_with(Cell::get).unwrap_or(false)
+}
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 static LIVE_BLOCKS: AtomicI64 = AtomicI64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// `std::alloc::System`, counting live bytes, live blocks and allocations while
-/// [`Counted::start`] is in force. Counting nothing otherwise (one relaxed load per call).
+/// `std::alloc::System`, counting live bytes, live blocks and allocations of the thread that
+/// called [`Counted::start`], while it is in force. Counting nothing otherwise (one relaxed load
+/// per call).
 pub struct CountingAlloc;
 
 // SAFETY: every call is forwarded to `System` unchanged; only counters are updated.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
-        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+        if !p.is_null() && counted_here() {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
             LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
@@ -496,7 +509,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc_zeroed(layout);
-        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+        if !p.is_null() && counted_here() {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
             LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
@@ -506,7 +519,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout);
-        if COUNTING.load(Ordering::Relaxed) {
+        if counted_here() {
             LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
             LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
         }
@@ -514,7 +527,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+        if !p.is_null() && counted_here() {
             LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
@@ -533,6 +546,7 @@ pub struct Counted {
 
 impl Counted {
     pub fn start() {
+        COUNTED_THREAD.with(|here| here.set(true));
         LIVE_BYTES.store(0, Ordering::SeqCst);
         LIVE_BLOCKS.store(0, Ordering::SeqCst);
         ALLOCATIONS.store(0, Ordering::SeqCst);
@@ -541,6 +555,7 @@ impl Counted {
 
     pub fn stop() -> Counted {
         COUNTING.store(false, Ordering::SeqCst);
+        COUNTED_THREAD.with(|here| here.set(false));
         Counted {
             live_bytes: LIVE_BYTES.load(Ordering::SeqCst),
             live_blocks: LIVE_BLOCKS.load(Ordering::SeqCst),
