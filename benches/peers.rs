@@ -87,9 +87,15 @@ fn bench_peers(c: &mut Criterion, token: &str) {
         jsonwebtoken::DecodingKey::from_rsa_components(&common::key().n, &common::key().e).unwrap();
     let validation = common::jsonwebtoken_validation();
 
-    let plain = plain_router();
-    let cognito_hit = plain_router().route_layer(CognitoAuthLayer::new(cached));
-    let cognito_fresh = plain_router().route_layer(CognitoAuthLayer::new(fresh.clone()));
+    // Every router is finalized with `with_state(())`, as `axum::serve` does: an unfinalized
+    // router would build its layered handler anew on every request.
+    let plain = plain_router().with_state(());
+    let cognito_hit = plain_router()
+        .route_layer(CognitoAuthLayer::new(cached))
+        .with_state(());
+    let cognito_fresh = plain_router()
+        .route_layer(CognitoAuthLayer::new(fresh.clone()))
+        .with_state(());
     let authorizer = rt
         .block_on(
             jwt_authorizer::JwtAuthorizer::<AccessClaims>::from_jwks_text(&common::key().jwks())
@@ -101,11 +107,13 @@ fn bench_peers(c: &mut Criterion, token: &str) {
                 .build(),
         )
         .expect("jwt-authorizer");
-    let jwt_authorizer = plain_router().route_layer(
-        tower::ServiceBuilder::new()
-            .layer(jwt_authorizer::IntoLayer::into_layer(authorizer))
-            .map_response(Adapted),
-    );
+    let jwt_authorizer = plain_router()
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(jwt_authorizer::IntoLayer::into_layer(authorizer))
+                .map_response(Adapted),
+        )
+        .with_state(());
 
     // Every path accepts the token before it is timed.
     assert!(key.verify_sig(input, &signature).is_ok());

@@ -93,12 +93,18 @@ fn bearer(token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
 }
 
+/// Routers are finalized with `with_state(())`, as `axum::serve` does (through
+/// `into_make_service`): an unfinalized router turns its handler, with every route layer, into a
+/// service anew on each request, which no server pays.
 fn plain_router() -> Router {
-    Router::new().route("/", get(|| async { "ok" }))
+    Router::new().route("/", get(|| async { "ok" })).with_state(())
 }
 
 fn cognito_router(verifier: Verifier) -> Router {
-    plain_router().route_layer(CognitoAuthLayer::new(verifier))
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route_layer(CognitoAuthLayer::new(verifier))
+        .with_state(())
 }
 
 /// Target 1: fresh verification vs the bare RSA verify.
