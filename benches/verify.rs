@@ -97,7 +97,9 @@ fn bearer(token: &str) -> HeaderValue {
 /// `into_make_service`): an unfinalized router turns its handler, with every route layer, into a
 /// service anew on each request, which no server pays.
 fn plain_router() -> Router {
-    Router::new().route("/", get(|| async { "ok" })).with_state(())
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .with_state(())
 }
 
 fn cognito_router(verifier: Verifier) -> Router {

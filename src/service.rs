@@ -9,17 +9,25 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::bearer::{find_token, TokenAt};
+use crate::bearer::{check_token, find_token, TokenAt};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
 use crate::future::ResponseFuture;
 use crate::rejection::{reject, DefaultRejection, OnRejection};
 use crate::verifier::Verifier;
 
-/// The token `find_token` found (checked ASCII there, so the conversion cannot fail).
+/// The token `find_token` found, as text; `None` when it is not UTF-8 (and so, as
+/// [`check_token`] finds, no `b64token`).
 fn token_at(headers: &HeaderMap, at: TokenAt) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?;
-    std::str::from_utf8(value.as_bytes().get(at.offset..)?).ok()
+    std::str::from_utf8(token_bytes(headers, at)).ok()
+}
+
+/// The bytes of the token `find_token` found.
+fn token_bytes(headers: &HeaderMap, at: TokenAt) -> &[u8] {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.as_bytes().get(at.offset..))
+        .unwrap_or_default()
 }
 
 /// Marks a request let through without a token in optional mode, so the `Option` extractor can
@@ -101,6 +109,12 @@ where
         if let Some(entry) = cached.as_ref().filter(|_| self.verifier.hit_is_final()) {
             request.extensions_mut().insert(entry.verified.clone());
             return ResponseFuture::inner(self.inner.call(request));
+        }
+        // Not a token that verified before: it must be a `b64token` (a hit is one already).
+        if cached.is_none() {
+            if let Err(error) = check_token(token_bytes(request.headers(), at)) {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
         }
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
