@@ -1,6 +1,10 @@
 //! The verified-token cache: a token seen again skips decoding and the signature.
 //!
-//! - Bounded (moka), keyed by a fast keyed hash of the token (ahash, random keys per process).
+//! - Bounded (moka), keyed by a fast keyed hash of the token (ahash, random keys per process)
+//!   over its length and its last [`HASHED_TAIL`] bytes: the end of the signature, which differs
+//!   between any two tokens that verified. Only verified tokens are ever inserted, so a token
+//!   made to share that tail finds at most the entry it imitates, and the full comparison sends
+//!   it to verification. Hashing the whole 1 KB token cost more than the rest of a lookup.
 //! - On a hit the **full token is compared** with the one cached, so a hash collision can never
 //!   admit a forged token: at worst it costs a miss.
 //! - `exp` (with the leeway) is re-checked on every hit, and entries leave the cache when their
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use moka::Expiry;
+use nohash_hasher::BuildNoHashHasher;
 
 use crate::jwks::VerifyingKey;
 use crate::verifier::Verified;
@@ -52,9 +57,13 @@ impl<C> Entry<C> {
     }
 }
 
+/// How many bytes of the end of a token its cache key hashes: 48 bytes of signature.
+const HASHED_TAIL: usize = 64;
+
 /// The cache of verified tokens.
 pub(crate) struct TokenCache<C> {
-    entries: Cache<u64, Arc<Entry<C>>>,
+    /// Keyed by [`TokenCache::key`], already a keyed hash: moka uses it as it is.
+    entries: Cache<u64, Arc<Entry<C>>, BuildNoHashHasher<u64>>,
     hasher: ahash::RandomState,
 }
 
@@ -73,14 +82,20 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry)
-                .build(),
+                .build_with_hasher(BuildNoHashHasher::default()),
             hasher: ahash::RandomState::new(),
         }
     }
 
+    /// The cache key of `token`.
+    fn key(&self, token: &str) -> u64 {
+        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
+        self.hasher.hash_one((token.len(), tail))
+    }
+
     /// The entry for exactly this token, if cached.
     pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry<C>>> {
-        self.lookup(self.hasher.hash_one(token), token)
+        self.lookup(self.key(token), token)
     }
 
     /// The entry under `hash`, only if it holds exactly `token`: a colliding token misses.
@@ -90,13 +105,13 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
     }
 
     pub(crate) fn insert(&self, entry: Entry<C>) {
-        let hash = self.hasher.hash_one(entry.verified.token());
-        self.entries.insert(hash, Arc::new(entry));
+        let key = self.key(entry.verified.token());
+        self.entries.insert(key, Arc::new(entry));
     }
 
     /// Drops the entry of this token (once it is found expired or its key gone).
     pub(crate) fn remove(&self, token: &str) {
-        self.entries.invalidate(&self.hasher.hash_one(token));
+        self.entries.invalidate(&self.key(token));
     }
 
     /// How many tokens are cached, after pending maintenance.
@@ -131,10 +146,32 @@ mod tests {
         let cache: TokenCache<()> = TokenCache::new(10);
         let verified = Verified::for_tests((), "a.b.c", 0, 100);
         cache.insert(Entry::new(verified, test_key(), 0, 100, 0));
-        let hash = cache.hasher.hash_one("a.b.c");
+        let hash = cache.key("a.b.c");
         assert!(cache.lookup(hash, "a.b.c").is_some());
         // A forged token that lands on the same hash must miss.
         assert!(cache.lookup(hash, "a.b.d").is_none());
         assert!(cache.get("a.b.d").is_none());
+    }
+
+    /// A token made to share the hashed tail (and the length) of a cached one has its key, and
+    /// still misses: the whole token is compared.
+    #[test]
+    fn a_token_sharing_the_hashed_tail_misses() {
+        let cache: TokenCache<()> = TokenCache::new(10);
+        let tail = "s".repeat(HASHED_TAIL);
+        let genuine = format!("h.p1.{tail}");
+        let imitation = format!("h.p2.{tail}");
+        cache.insert(Entry::new(
+            Verified::for_tests((), &genuine, 0, 100),
+            test_key(),
+            0,
+            100,
+            0,
+        ));
+        assert_eq!(cache.key(&genuine), cache.key(&imitation));
+        assert!(cache.get(&genuine).is_some());
+        assert!(cache.get(&imitation).is_none());
+        // A different length is another key.
+        assert_ne!(cache.key(&genuine), cache.key(&format!("h.p.{tail}")));
     }
 }

@@ -19,7 +19,7 @@ use crate::verifier::Verifier;
 /// The token `find_token` found, as text; `None` when it is not UTF-8 (and so, as
 /// [`check_token`] finds, no `b64token`).
 fn token_at(headers: &HeaderMap, at: TokenAt) -> Option<&str> {
-    std::str::from_utf8(token_bytes(headers, at)).ok()
+    simdutf8::basic::from_utf8(token_bytes(headers, at)).ok()
 }
 
 /// The bytes of the token `find_token` found.

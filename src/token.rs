@@ -232,7 +232,7 @@ pub(crate) fn split_token(token: &str) -> Option<(&str, &str, &str)> {
 /// strings it decodes, and skips ignored members unchecked). A derived struct would also accept
 /// an array (fields by position), but RFC 7515 and 7519 require objects.
 pub(crate) fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
-    let json = std::str::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
+    let json = simdutf8::basic::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
     if !json.trim_start().starts_with('{') {
         return Err(InvalidToken::Malformed);
     }
