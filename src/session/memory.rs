@@ -18,7 +18,8 @@ use super::{check_limits, SessionEntry, SessionStore, SessionVerdict, StoreFutur
 /// survives a restart and nothing is shared between servers: use Redis or PostgreSQL for that.
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Arc<Slot>>,
+    /// ahash rather than SipHash: session keys come from verified claims only.
+    cache: Cache<String, Arc<Slot>, ahash::RandomState>,
 }
 
 /// One session: its window, and the TTL of its last write for the cache's own eviction.
@@ -61,7 +62,7 @@ impl MemoryStore {
             cache: Cache::builder()
                 .max_capacity(max_sessions)
                 .expire_after(SlotExpiry)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
         }
     }
 
