@@ -75,6 +75,14 @@ struct Fresh<C> {
     generation: u64,
 }
 
+/// Where the key of a token's header stands after a look at the cache.
+enum HeaderKey {
+    /// Cached, with the generation of its key set.
+    Cached(Arc<VerifyingKey>, u64),
+    /// Not cached: this `kid` must be waited for.
+    Fetch(String),
+}
+
 /// What every clone and every derived verifier shares: the token checks and the keys.
 pub(crate) struct Shared {
     pub(crate) realm: Arc<str>,
@@ -367,8 +375,8 @@ where
 
         // 2-3. Header and key: the key from the cache without waiting, or the `kid` to fetch.
         let (key, generation) = match self.header_key(header_b64)? {
-            Ok(found) => found,
-            Err(kid) => s.keys.key(&kid).await?,
+            HeaderKey::Cached(key, generation) => (key, generation),
+            HeaderKey::Fetch(kid) => s.keys.key(&kid).await?,
         };
 
         self.check_signed(
@@ -383,10 +391,7 @@ where
 
     /// Steps 2 and 3 as far as they go without waiting: the cached key of the header's `kid`,
     /// or the `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
-    fn header_key(
-        &self,
-        header_b64: &str,
-    ) -> Result<Result<(Arc<VerifyingKey>, u64), String>, AuthError> {
+    fn header_key(&self, header_b64: &str) -> Result<HeaderKey, AuthError> {
         with_decoded::<HEADER_STACK_BYTES, _>(header_b64, |json| {
             let header: Header<'_> = parse_object(json)?;
             if &*header.alg != "RS256" {
@@ -396,7 +401,10 @@ where
                 return Err(InvalidToken::UnsupportedCritical.into());
             }
             let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
-            Ok(self.shared.keys.cached_key(&kid).ok_or_else(|| kid.into()))
+            Ok(match self.shared.keys.cached_key(&kid) {
+                Some((key, generation)) => HeaderKey::Cached(key, generation),
+                None => HeaderKey::Fetch(kid.into()),
+            })
         })
     }
 
