@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::model::WindowModel;
+use support::model::{Rng, WindowModel};
 use support::stores::{database_url, postgres_client, postgres_store, postgres_store_with_schema};
 use tower_cognito::session::{
     PostgresStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
@@ -99,18 +99,6 @@ async fn fresh_store() -> (PostgresStore, TestTable) {
 
 fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
     WindowLimits { size, ttl_secs }
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
 }
 
 async fn run(

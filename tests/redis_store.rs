@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::model::WindowModel;
+use support::model::{Rng, WindowModel};
 use support::stores::{
     delete_redis_keys, redis_connection, redis_store, redis_url, unique_redis_prefix,
 };
@@ -121,18 +121,6 @@ async fn assert_same_as_model(redis: &RedisStore, key: &str, ops: &[Op]) {
             expected,
             "memory entry, step {step}"
         );
-    }
-}
-
-/// xorshift64*: deterministic pseudo-random numbers for the model tests.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
 

@@ -60,3 +60,17 @@ impl WindowModel {
         );
     }
 }
+
+/// xorshift64*: deterministic pseudo-random numbers for the model tests, so a failing sequence
+/// can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number, below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
