@@ -106,7 +106,7 @@ where
         // The verified-token cache is consulted once, here. A hit with no session window is
         // the whole answer: no `await`, no boxed future.
         let cached = token_at(request.headers(), at).and_then(|t| self.verifier.cached(t));
-        if let Some(entry) = cached.as_ref().filter(|_| self.verifier.hit_is_final()) {
+        if let Some((entry, _)) = cached.as_ref().filter(|_| self.verifier.hit_is_final()) {
             request.extensions_mut().insert(entry.verified.clone());
             return ResponseFuture::inner(self.inner.call(request));
         }
@@ -123,7 +123,7 @@ where
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
             let result = match cached {
-                Some(entry) => verifier.finish_hit(&entry).await,
+                Some((entry, now)) => verifier.finish_hit(&entry, now).await,
                 None => {
                     // Borrowed from the request the future owns: no copy of the header.
                     let token = token_at(request.headers(), at).unwrap_or_default();

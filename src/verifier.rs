@@ -73,6 +73,8 @@ struct Fresh<C> {
     verified: Verified<C>,
     key: Arc<VerifyingKey>,
     generation: u64,
+    /// When the claims were checked: the request's one clock reading, also used for step 10.
+    now: i64,
 }
 
 /// Where the key of a token's header stands after a look at the cache.
@@ -309,24 +311,24 @@ where
     /// the session window still runs.
     pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
         match self.cached(token) {
-            Some(entry) => self.finish_hit(&entry).await,
+            Some((entry, now)) => self.finish_hit(&entry, now).await,
             None => self.verify_miss(token).await,
         }
     }
 
-    /// The cached outcome of `token`, with its `exp` and its key checked again; an entry that
-    /// fails either is dropped, so the token is verified afresh for the precise answer.
-    pub(crate) fn cached(&self, token: &str) -> Option<Arc<Entry<C>>> {
+    /// The cached outcome of `token`, with its `exp` and its key checked again, and the `now`
+    /// it was checked at (the request's one clock reading); an entry that fails either check is
+    /// dropped, so the token is verified afresh for the precise answer.
+    pub(crate) fn cached(&self, token: &str) -> Option<(Arc<Entry<C>>, i64)> {
         let s = &*self.shared;
         let cache = self.cache.as_ref()?;
         if token.len() > s.max_token_bytes {
             return None;
         }
         let entry = cache.get(token)?;
-        if s.clock.now_unix() < entry.refused_from
-            && s.keys.still_current(&entry.key, entry.generation)
-        {
-            return Some(entry);
+        let now = s.clock.now_unix();
+        if now < entry.refused_from && s.keys.still_current(&entry.key, entry.generation) {
+            return Some((entry, now));
         }
         cache.remove(token);
         None
@@ -338,9 +340,13 @@ where
         self.shared.sessions.is_none()
     }
 
-    /// A cache hit: only the session window (step 10) is left.
-    pub(crate) async fn finish_hit(&self, entry: &Entry<C>) -> Result<Verified<C>, AuthError> {
-        self.shared.check_session(&entry.verified).await?;
+    /// A cache hit checked at `now`: only the session window (step 10) is left.
+    pub(crate) async fn finish_hit(
+        &self,
+        entry: &Entry<C>,
+        now: i64,
+    ) -> Result<Verified<C>, AuthError> {
+        self.shared.check_session(&entry.verified, now).await?;
         Ok(entry.verified.clone())
     }
 
@@ -359,11 +365,11 @@ where
                 fresh.key,
                 fresh.generation,
                 refused_from,
-                s.clock.now_unix(),
+                fresh.now,
             ));
         }
         // 10. Session window.
-        s.check_session(&fresh.verified).await?;
+        s.check_session(&fresh.verified, fresh.now).await?;
         Ok(fresh.verified)
     }
 
@@ -429,26 +435,28 @@ where
             return Err(InvalidToken::BadSignature.into());
         }
 
-        // 5-9. Claims.
+        // 5-9. Claims, as of now: after the key, which may have been waited for.
+        let now = self.shared.clock.now_unix();
         let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
-            self.read_claims(token, payload)
+            self.read_claims(token, payload, now)
         })?;
         Ok(Fresh {
             verified,
             key,
             generation,
+            now,
         })
     }
 
     /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10.
-    fn read_claims(&self, token: &str, payload: &[u8]) -> Result<Verified<C>, AuthError> {
+    fn read_claims(&self, token: &str, payload: &[u8], now: i64) -> Result<Verified<C>, AuthError> {
         let s = &*self.shared;
         // The crate's own access claims come from the same single pass as the checked claims.
         // A payload that pass refuses takes the general path below for the precise error.
         if TypeId::of::<C>() == TypeId::of::<AccessClaims>() {
             if let Ok(one_pass) = parse_object::<AccessPayload<'_>>(payload) {
                 let (claims, rest) = one_pass.into_parts();
-                let (iat, exp) = s.check_registered(&claims)?;
+                let (iat, exp) = s.check_registered(&claims, now)?;
                 self.rules
                     .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
                 let session_key = s.session_key(&claims);
@@ -464,7 +472,7 @@ where
             }
         }
         let claims: Registered<'_> = parse_object(payload)?;
-        let (iat, exp) = s.check_registered(&claims)?;
+        let (iat, exp) = s.check_registered(&claims, now)?;
         self.rules
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
         let typed: C = serde_json::from_slice(payload).map_err(|e| {
@@ -511,8 +519,12 @@ where
 }
 
 impl Shared {
-    /// Steps 5 to 8; returns `(iat, exp)`.
-    fn check_registered(&self, claims: &Registered<'_>) -> Result<(i64, i64), InvalidToken> {
+    /// Steps 5 to 8 at `now`; returns `(iat, exp)`.
+    fn check_registered(
+        &self,
+        claims: &Registered<'_>,
+        now: i64,
+    ) -> Result<(i64, i64), InvalidToken> {
         // 5. Issuer.
         let iss = claims.iss.as_deref().ok_or(InvalidToken::WrongIssuer)?;
         if !self.issuers.iter().any(|accepted| accepted == iss) {
@@ -536,7 +548,6 @@ impl Shared {
             return Err(InvalidToken::WrongClient);
         }
         // 8. Time.
-        let now = self.clock.now_unix();
         let exp = claims.exp.ok_or(InvalidToken::MissingClaim)?;
         if now >= exp.saturating_add(self.leeway) {
             return Err(InvalidToken::Expired);
@@ -575,12 +586,11 @@ impl Shared {
     }
 
     /// Step 10: one atomic check-and-advance in the session store, when the window is on.
-    async fn check_session<C>(&self, verified: &Verified<C>) -> Result<(), AuthError> {
+    async fn check_session<C>(&self, verified: &Verified<C>, now: i64) -> Result<(), AuthError> {
         let (Some(sessions), Some(key)) = (&self.sessions, &verified.session_key) else {
             return Ok(());
         };
         let iat = verified.iat;
-        let now = self.clock.now_unix();
         let mut check = sessions
             .store
             .check_and_advance(key, iat, now, sessions.limits);
