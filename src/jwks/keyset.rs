@@ -52,7 +52,8 @@ impl fmt::Debug for VerifyingKey {
 /// The keys of one JWKS document.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    keys: HashMap<Box<str>, Arc<VerifyingKey>>,
+    /// ahash, not SipHash: the lookup by `kid` is on every fresh token's path.
+    keys: HashMap<Box<str>, Arc<VerifyingKey>, ahash::RandomState>,
 }
 
 /// Why a JWKS document gave no keys.
@@ -99,7 +100,7 @@ impl KeySet {
     pub(crate) fn parse(json: &[u8]) -> Result<Self, KeySetError> {
         let doc: Document =
             serde_json::from_slice(json).map_err(|e| KeySetError::NotJson(e.to_string()))?;
-        let mut keys: HashMap<Box<str>, Arc<VerifyingKey>> = HashMap::new();
+        let mut keys: HashMap<Box<str>, Arc<VerifyingKey>, ahash::RandomState> = HashMap::default();
         let mut ambiguous: Vec<Box<str>> = Vec::new();
         let mut skipped = 0;
         for value in doc.keys {
