@@ -14,48 +14,13 @@
 //! - The session window and revocation still run on hits: the cache holds the outcome of the
 //!   stateless checks only.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use moka::Expiry;
 use nohash_hasher::BuildNoHashHasher;
 
-use crate::jwks::VerifyingKey;
 use crate::verifier::Verified;
-
-/// One verified token.
-pub(crate) struct Entry<C> {
-    /// The verified claims, the token (compared on every hit) and the session key.
-    pub(crate) verified: Verified<C>,
-    /// The key that verified the token (it knows its `kid`).
-    pub(crate) key: Arc<VerifyingKey>,
-    /// The generation of the key set `key` came from.
-    pub(crate) generation: u64,
-    /// `exp + leeway`: the first second at which the token is refused.
-    pub(crate) refused_from: i64,
-    /// How long the entry may stay: until the token expires, as seen at insertion.
-    ttl: Duration,
-}
-
-impl<C> Entry<C> {
-    pub(crate) fn new(
-        verified: Verified<C>,
-        key: Arc<VerifyingKey>,
-        generation: u64,
-        refused_from: i64,
-        now: i64,
-    ) -> Self {
-        let secs = refused_from.saturating_sub(now).clamp(1, 24 * 3600);
-        Self {
-            verified,
-            key,
-            generation,
-            refused_from,
-            ttl: Duration::from_secs(secs as u64),
-        }
-    }
-}
 
 /// How many bytes of the end of a token its cache key hashes: 48 bytes of signature.
 const HASHED_TAIL: usize = 64;
@@ -63,15 +28,17 @@ const HASHED_TAIL: usize = 64;
 /// The cache of verified tokens.
 pub(crate) struct TokenCache<C> {
     /// Keyed by [`TokenCache::key`], already a keyed hash: moka uses it as it is.
-    entries: Cache<u64, Arc<Entry<C>>, BuildNoHashHasher<u64>>,
+    /// The value is the `Verified` itself (one `Arc`, with its provenance): a hit hands it to
+    /// the request as it is.
+    entries: Cache<u64, Verified<C>, BuildNoHashHasher<u64>>,
     hasher: ahash::RandomState,
 }
 
 struct UntilExpiry;
 
-impl<C> Expiry<u64, Arc<Entry<C>>> for UntilExpiry {
-    fn expire_after_create(&self, _: &u64, entry: &Arc<Entry<C>>, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+impl<C> Expiry<u64, Verified<C>> for UntilExpiry {
+    fn expire_after_create(&self, _: &u64, verified: &Verified<C>, _: Instant) -> Option<Duration> {
+        Some(verified.provenance().ttl)
     }
 }
 
@@ -88,29 +55,29 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
     }
 
     /// The cache key of `token`.
-    fn key(&self, token: &str) -> u64 {
-        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
+    fn key(&self, token: &[u8]) -> u64 {
+        let tail = &token[token.len().saturating_sub(HASHED_TAIL)..];
         self.hasher.hash_one((token.len(), tail))
     }
 
-    /// The entry for exactly this token, if cached.
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry<C>>> {
+    /// The verification of exactly this token, if cached.
+    pub(crate) fn get(&self, token: &[u8]) -> Option<Verified<C>> {
         self.lookup(self.key(token), token)
     }
 
     /// The entry under `hash`, only if it holds exactly `token`: a colliding token misses.
-    fn lookup(&self, hash: u64, token: &str) -> Option<Arc<Entry<C>>> {
-        let entry = self.entries.get(&hash)?;
-        (entry.verified.token() == token).then_some(entry)
+    fn lookup(&self, hash: u64, token: &[u8]) -> Option<Verified<C>> {
+        let verified = self.entries.get(&hash)?;
+        (verified.token().as_bytes() == token).then_some(verified)
     }
 
-    pub(crate) fn insert(&self, entry: Entry<C>) {
-        let key = self.key(entry.verified.token());
-        self.entries.insert(key, Arc::new(entry));
+    pub(crate) fn insert(&self, verified: Verified<C>) {
+        let key = self.key(verified.token().as_bytes());
+        self.entries.insert(key, verified);
     }
 
     /// Drops the entry of this token (once it is found expired or its key gone).
-    pub(crate) fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &[u8]) {
         self.entries.invalidate(&self.key(token));
     }
 
@@ -124,11 +91,12 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwks::KeySet;
+    use crate::jwks::{KeySet, VerifyingKey};
     use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
     use aws_lc_rs::signature::KeyPair as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
+    use std::sync::Arc;
 
     fn test_key() -> Arc<VerifyingKey> {
         let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
@@ -144,13 +112,12 @@ mod tests {
     #[test]
     fn a_hash_collision_never_admits_another_token() {
         let cache: TokenCache<()> = TokenCache::new(10);
-        let verified = Verified::for_tests((), "a.b.c", 0, 100);
-        cache.insert(Entry::new(verified, test_key(), 0, 100, 0));
-        let hash = cache.key("a.b.c");
-        assert!(cache.lookup(hash, "a.b.c").is_some());
+        cache.insert(Verified::for_tests((), "a.b.c", test_key(), 100));
+        let hash = cache.key(b"a.b.c");
+        assert!(cache.lookup(hash, b"a.b.c").is_some());
         // A forged token that lands on the same hash must miss.
-        assert!(cache.lookup(hash, "a.b.d").is_none());
-        assert!(cache.get("a.b.d").is_none());
+        assert!(cache.lookup(hash, b"a.b.d").is_none());
+        assert!(cache.get(b"a.b.d").is_none());
     }
 
     /// A token made to share the hashed tail (and the length) of a cached one has its key, and
@@ -161,17 +128,15 @@ mod tests {
         let tail = "s".repeat(HASHED_TAIL);
         let genuine = format!("h.p1.{tail}");
         let imitation = format!("h.p2.{tail}");
-        cache.insert(Entry::new(
-            Verified::for_tests((), &genuine, 0, 100),
-            test_key(),
-            0,
-            100,
-            0,
-        ));
-        assert_eq!(cache.key(&genuine), cache.key(&imitation));
-        assert!(cache.get(&genuine).is_some());
-        assert!(cache.get(&imitation).is_none());
+        cache.insert(Verified::for_tests((), &genuine, test_key(), 100));
+        let (genuine, imitation) = (genuine.as_bytes(), imitation.as_bytes());
+        assert_eq!(cache.key(genuine), cache.key(imitation));
+        assert!(cache.get(genuine).is_some());
+        assert!(cache.get(imitation).is_none());
         // A different length is another key.
-        assert_ne!(cache.key(&genuine), cache.key(&format!("h.p.{tail}")));
+        assert_ne!(
+            cache.key(genuine),
+            cache.key(format!("h.p.{tail}").as_bytes())
+        );
     }
 }

@@ -105,11 +105,15 @@ where
         };
         // The verified-token cache is consulted once, here. A hit with no session window is
         // the whole answer: no `await`, no boxed future.
-        let cached = token_at(request.headers(), at).and_then(|t| self.verifier.cached(t));
-        if let Some((entry, _)) = cached.as_ref().filter(|_| self.verifier.hit_is_final()) {
-            request.extensions_mut().insert(entry.verified.clone());
-            return ResponseFuture::inner(self.inner.call(request));
-        }
+        // Looked up by bytes: a hit equals a token that verified, so it needs no UTF-8 check.
+        let cached = self.verifier.cached(token_bytes(request.headers(), at));
+        let cached = match cached {
+            Some((verified, _)) if self.verifier.hit_is_final() => {
+                request.extensions_mut().insert(verified);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            cached => cached,
+        };
         // Not a token that verified before: it must be a `b64token` (a hit is one already).
         if cached.is_none() {
             if let Err(error) = check_token(token_bytes(request.headers(), at)) {
@@ -123,7 +127,7 @@ where
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
             let result = match cached {
-                Some((entry, now)) => verifier.finish_hit(&entry, now).await,
+                Some((verified, now)) => verifier.finish_hit(verified, now).await,
                 None => {
                     // Borrowed from the request the future owns: no copy of the header.
                     let token = token_at(request.headers(), at).unwrap_or_default();

@@ -26,11 +26,12 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{Entry, TokenCache};
+use crate::cache::TokenCache;
 use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::{ClientIds, CognitoConfig, ConfigError, TokenUse};
@@ -69,10 +70,8 @@ pub struct Verifier<C = AccessClaims> {
 
 /// The outcome of the stateless checks of one token.
 struct Fresh<C> {
-    /// With its session key, which step 10 still has to check.
+    /// With its session key, which step 10 still has to check, and its provenance.
     verified: Verified<C>,
-    key: Arc<VerifyingKey>,
-    generation: u64,
     /// When the claims were checked: the request's one clock reading, also used for step 10.
     now: i64,
 }
@@ -99,54 +98,94 @@ pub(crate) struct Shared {
     token_cache_size: u64,
 }
 
-/// A verified token's claims. Cheap to clone; dereferences to the claims.
+/// A verified token's claims. Cheap to clone (one reference count); dereferences to the claims.
 ///
 /// The layer puts one in the request extensions; with the `axum` feature it is also an
 /// extractor (and `Option<Verified<C>>` for routes where authentication is optional).
 pub struct Verified<C = AccessClaims> {
-    claims: Arc<C>,
+    /// One `Arc` for all of it: a cache hit hands the cached value to the request as it is,
+    /// and a clone or a drop is one atomic operation.
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    claims: C,
     iat: i64,
     exp: i64,
-    session_key: Option<Arc<str>>,
-    /// The token itself, shared with the verified-token cache: for [`claim`](Self::claim).
-    token: Arc<str>,
+    session_key: Option<Box<str>>,
+    /// The token itself: compared on every cache hit, and for [`Verified::claim`].
+    token: Box<str>,
+    provenance: Provenance,
+}
+
+/// Where a verification came from and how long it holds, for the verified-token cache.
+pub(crate) struct Provenance {
+    /// The key that verified the token (it knows its `kid`).
+    pub(crate) key: Arc<VerifyingKey>,
+    /// The generation of the key set `key` came from.
+    pub(crate) generation: u64,
+    /// `exp + leeway`: the first second at which the token is refused.
+    pub(crate) refused_from: i64,
+    /// How long it may stay cached: until the token is refused, as seen when it was verified.
+    pub(crate) ttl: Duration,
+}
+
+impl Provenance {
+    fn new(key: Arc<VerifyingKey>, generation: u64, refused_from: i64, now: i64) -> Self {
+        let secs = refused_from.saturating_sub(now).clamp(1, 24 * 3600);
+        Self {
+            key,
+            generation,
+            refused_from,
+            ttl: Duration::from_secs(secs.unsigned_abs()),
+        }
+    }
 }
 
 impl<C> Verified<C> {
-    fn new(claims: C, iat: i64, exp: i64, session_key: Option<Arc<str>>, token: &str) -> Self {
+    fn new(
+        claims: C,
+        (iat, exp): (i64, i64),
+        session_key: Option<Box<str>>,
+        token: &str,
+        provenance: Provenance,
+    ) -> Self {
         Self {
-            claims: Arc::new(claims),
-            iat,
-            exp,
-            session_key,
-            token: token.into(),
+            inner: Arc::new(Inner {
+                claims,
+                iat,
+                exp,
+                session_key,
+                token: token.into(),
+                provenance,
+            }),
         }
     }
 
     /// The claims.
     pub fn claims(&self) -> &C {
-        &self.claims
-    }
-
-    /// The claims, shared.
-    pub fn into_arc(self) -> Arc<C> {
-        self.claims
+        &self.inner.claims
     }
 
     /// When the token was issued (seconds since the epoch).
     pub fn issued_at(&self) -> i64 {
-        self.iat
+        self.inner.iat
     }
 
     /// When the token expires (seconds since the epoch).
     pub fn expires_at(&self) -> i64 {
-        self.exp
+        self.inner.exp
     }
 
     /// The session key, when the session window is on: pass it to
     /// [`Verifier::revoke_session`] on sign-out.
     pub fn session_key(&self) -> Option<&str> {
-        self.session_key.as_deref()
+        self.inner.session_key.as_deref()
+    }
+
+    /// The `kid` of the key that verified the token.
+    pub fn key_id(&self) -> &str {
+        self.inner.provenance.key.kid()
     }
 
     /// Any claim of the verified token, by name, read into `T`: for claims the claims type has
@@ -161,7 +200,7 @@ impl<C> Verified<C> {
 
     /// Every claim of the verified token, as a JSON object.
     pub fn claims_json(&self) -> serde_json::Value {
-        split_token(&self.token)
+        split_token(self.token())
             .and_then(|(_, payload, _)| decode_b64(payload).ok())
             .and_then(|json| serde_json::from_slice(&json).ok())
             .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
@@ -169,32 +208,38 @@ impl<C> Verified<C> {
 
     /// The verified token as it was presented. Treat it as a secret: never log it.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.inner.token
+    }
+
+    pub(crate) fn provenance(&self) -> &Provenance {
+        &self.inner.provenance
     }
 }
 
 #[cfg(test)]
 impl<C> Verified<C> {
-    pub(crate) fn for_tests(claims: C, token: &str, iat: i64, exp: i64) -> Self {
-        Self::new(claims, iat, exp, None, token)
+    pub(crate) fn for_tests(claims: C, token: &str, key: Arc<VerifyingKey>, exp: i64) -> Self {
+        Self::new(
+            claims,
+            (0, exp),
+            None,
+            token,
+            Provenance::new(key, 0, exp, 0),
+        )
     }
 }
 
 impl<C> Deref for Verified<C> {
     type Target = C;
     fn deref(&self) -> &C {
-        &self.claims
+        &self.inner.claims
     }
 }
 
 impl<C> Clone for Verified<C> {
     fn clone(&self) -> Self {
         Self {
-            claims: Arc::clone(&self.claims),
-            iat: self.iat,
-            exp: self.exp,
-            session_key: self.session_key.clone(),
-            token: Arc::clone(&self.token),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -202,10 +247,11 @@ impl<C> Clone for Verified<C> {
 impl<C: fmt::Debug> fmt::Debug for Verified<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
-            .field("claims", &self.claims)
-            .field("iat", &self.iat)
-            .field("exp", &self.exp)
-            .field("session_key", &self.session_key)
+            .field("claims", &self.inner.claims)
+            .field("iat", &self.inner.iat)
+            .field("exp", &self.inner.exp)
+            .field("session_key", &self.inner.session_key)
+            .field("key_id", &self.key_id())
             .field("token", &"<redacted>")
             .finish()
     }
@@ -310,8 +356,8 @@ where
     /// [`CognitoConfig::token_cache_size`]): its `exp` and its signing key are checked again, and
     /// the session window still runs.
     pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
-        match self.cached(token) {
-            Some((entry, now)) => self.finish_hit(&entry, now).await,
+        match self.cached(token.as_bytes()) {
+            Some((verified, now)) => self.finish_hit(verified, now).await,
             None => self.verify_miss(token).await,
         }
     }
@@ -319,16 +365,22 @@ where
     /// The cached outcome of `token`, with its `exp` and its key checked again, and the `now`
     /// it was checked at (the request's one clock reading); an entry that fails either check is
     /// dropped, so the token is verified afresh for the precise answer.
-    pub(crate) fn cached(&self, token: &str) -> Option<(Arc<Entry<C>>, i64)> {
+    ///
+    /// Bytes, not text: a token equal to a cached one is the ASCII that verified, so a hit needs
+    /// no UTF-8 check.
+    pub(crate) fn cached(&self, token: &[u8]) -> Option<(Verified<C>, i64)> {
         let s = &*self.shared;
         let cache = self.cache.as_ref()?;
         if token.len() > s.max_token_bytes {
             return None;
         }
-        let entry = cache.get(token)?;
+        let verified = cache.get(token)?;
         let now = s.clock.now_unix();
-        if now < entry.refused_from && s.keys.still_current(&entry.key, entry.generation) {
-            return Some((entry, now));
+        let provenance = verified.provenance();
+        if now < provenance.refused_from
+            && s.keys.still_current(&provenance.key, provenance.generation)
+        {
+            return Some((verified, now));
         }
         cache.remove(token);
         None
@@ -343,11 +395,11 @@ where
     /// A cache hit checked at `now`: only the session window (step 10) is left.
     pub(crate) async fn finish_hit(
         &self,
-        entry: &Entry<C>,
+        verified: Verified<C>,
         now: i64,
     ) -> Result<Verified<C>, AuthError> {
-        self.shared.check_session(&entry.verified, now).await?;
-        Ok(entry.verified.clone())
+        self.shared.check_session(&verified, now).await?;
+        Ok(verified)
     }
 
     /// A token not in the cache: every step, then into the cache.
@@ -357,20 +409,13 @@ where
         if token.len() > s.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
-        let fresh = self.verify_stateless(token).await?;
+        let Fresh { verified, now } = self.verify_stateless(token).await?;
         if let Some(cache) = &self.cache {
-            let refused_from = fresh.verified.exp.saturating_add(s.leeway);
-            cache.insert(Entry::new(
-                fresh.verified.clone(),
-                fresh.key,
-                fresh.generation,
-                refused_from,
-                fresh.now,
-            ));
+            cache.insert(verified.clone());
         }
         // 10. Session window.
-        s.check_session(&fresh.verified, fresh.now).await?;
-        Ok(fresh.verified)
+        s.check_session(&verified, now).await?;
+        Ok(verified)
     }
 
     /// Steps 2 to 9, and the session key for step 10.
@@ -390,8 +435,7 @@ where
             header_b64.len(),
             payload_b64,
             signature_b64,
-            key,
-            generation,
+            (key, generation),
         )
     }
 
@@ -422,8 +466,7 @@ where
         header_len: usize,
         payload_b64: &str,
         signature_b64: &str,
-        key: Arc<VerifyingKey>,
-        generation: u64,
+        (key, generation): (Arc<VerifyingKey>, u64),
     ) -> Result<Fresh<C>, AuthError> {
         // 4. Signature.
         let mut signature = stack_buffer::<MAX_SIGNATURE_BYTES>();
@@ -438,19 +481,23 @@ where
         // 5-9. Claims, as of now: after the key, which may have been waited for.
         let now = self.shared.clock.now_unix();
         let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
-            self.read_claims(token, payload, now)
+            self.read_claims(token, payload, now, (key, generation))
         })?;
-        Ok(Fresh {
-            verified,
-            key,
-            generation,
-            now,
-        })
+        Ok(Fresh { verified, now })
     }
 
-    /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10.
-    fn read_claims(&self, token: &str, payload: &[u8], now: i64) -> Result<Verified<C>, AuthError> {
+    /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10 and the
+    /// provenance of the verification (`key` is the one that verified the signature).
+    fn read_claims(
+        &self,
+        token: &str,
+        payload: &[u8],
+        now: i64,
+        (key, generation): (Arc<VerifyingKey>, u64),
+    ) -> Result<Verified<C>, AuthError> {
         let s = &*self.shared;
+        let provenance =
+            |exp: i64| Provenance::new(key, generation, exp.saturating_add(s.leeway), now);
         // The crate's own access claims come from the same single pass as the checked claims.
         // A payload that pass refuses takes the general path below for the precise error.
         if TypeId::of::<C>() == TypeId::of::<AccessClaims>() {
@@ -468,7 +515,13 @@ where
                         InvalidToken::Malformed
                     })?;
                 self.rules.check_typed(&typed)?;
-                return Ok(Verified::new(typed, iat, exp, session_key?, token));
+                return Ok(Verified::new(
+                    typed,
+                    (iat, exp),
+                    session_key?,
+                    token,
+                    provenance(exp),
+                ));
             }
         }
         let claims: Registered<'_> = parse_object(payload)?;
@@ -481,7 +534,13 @@ where
         })?;
         self.rules.check_typed(&typed)?;
         let session_key = s.session_key(&claims)?;
-        Ok(Verified::new(typed, iat, exp, session_key, token))
+        Ok(Verified::new(
+            typed,
+            (iat, exp),
+            session_key,
+            token,
+            provenance(exp),
+        ))
     }
 
     /// Revokes a session: every token of it is refused until the session's TTL ends, whatever
@@ -565,7 +624,7 @@ impl Shared {
     }
 
     /// The session key of a token, when the session window is on.
-    fn session_key(&self, claims: &Registered<'_>) -> Result<Option<Arc<str>>, InvalidToken> {
+    fn session_key(&self, claims: &Registered<'_>) -> Result<Option<Box<str>>, InvalidToken> {
         let Some(sessions) = &self.sessions else {
             return Ok(None);
         };
@@ -587,10 +646,10 @@ impl Shared {
 
     /// Step 10: one atomic check-and-advance in the session store, when the window is on.
     async fn check_session<C>(&self, verified: &Verified<C>, now: i64) -> Result<(), AuthError> {
-        let (Some(sessions), Some(key)) = (&self.sessions, &verified.session_key) else {
+        let (Some(sessions), Some(key)) = (&self.sessions, verified.session_key()) else {
             return Ok(());
         };
-        let iat = verified.iat;
+        let iat = verified.issued_at();
         let mut check = sessions
             .store
             .check_and_advance(key, iat, now, sessions.limits);

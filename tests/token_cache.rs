@@ -30,17 +30,20 @@ fn config(server: &JwksServer) -> CognitoConfig {
 #[tokio::test]
 async fn a_cached_token_is_refused_once_it_expires() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-    let clock = TestClock(Arc::new(AtomicI64::new(now())));
-    let verifier: Verifier = Verifier::new(config(&server).clock(clock.clone())).unwrap();
     let mut claims = access_claims(&server.issuer(), CLIENT);
-    claims["exp"] = (now() + 60).into();
+    // The test clock starts at the token's `iat`: read from the clock before the claims were
+    // made, a second that ticked in between made the token "issued in the future" (a flake).
+    let issued = claims["iat"].as_i64().unwrap();
+    claims["exp"] = (issued + 60).into();
+    let clock = TestClock(Arc::new(AtomicI64::new(issued)));
+    let verifier: Verifier = Verifier::new(config(&server).clock(clock.clone())).unwrap();
     let token = mint(key(0), &claims);
 
     verifier.verify(&token).await.unwrap();
     verifier.verify(&token).await.unwrap();
     assert_eq!(verifier.cached_tokens(), 1);
 
-    clock.0.store(now() + 60, Ordering::SeqCst);
+    clock.0.store(issued + 60, Ordering::SeqCst);
     assert_eq!(
         verifier.verify(&token).await.unwrap_err(),
         AuthError::InvalidToken(InvalidToken::Expired)
@@ -59,8 +62,14 @@ async fn a_key_removed_from_the_jwks_invalidates_the_tokens_it_signed() {
     let claims = access_claims(&server.issuer(), CLIENT);
     let removed = mint(key(0), &claims);
     let kept = mint(key(1), &claims);
-    verifier.verify(&removed).await.unwrap();
-    verifier.verify(&kept).await.unwrap();
+    // Each verification names the key that made it, fresh and from the cache alike.
+    for _ in 0..2 {
+        assert_eq!(
+            verifier.verify(&removed).await.unwrap().key_id(),
+            key(0).kid
+        );
+        assert_eq!(verifier.verify(&kept).await.unwrap().key_id(), key(1).kid);
+    }
     assert_eq!(verifier.cached_tokens(), 2);
 
     server.set_keys(&[key(1)]);
@@ -256,7 +265,10 @@ async fn the_memory_store_never_grows_past_its_bound() {
 async fn the_layer_answers_cached_tokens_on_its_synchronous_path() {
     use http::{Response, StatusCode};
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-    let clock = TestClock(Arc::new(AtomicI64::new(now())));
+    let mut claims = access_claims(&server.issuer(), CLIENT);
+    let issued = claims["iat"].as_i64().unwrap();
+    claims["exp"] = (issued + 60).into();
+    let clock = TestClock(Arc::new(AtomicI64::new(issued)));
     let verifier: Verifier = Verifier::new(config(&server).clock(clock.clone())).unwrap();
     let api = support::ApiServer::new(
         verifier.clone(),
@@ -270,8 +282,6 @@ async fn the_layer_answers_cached_tokens_on_its_synchronous_path() {
             ))
         },
     );
-    let mut claims = access_claims(&server.issuer(), CLIENT);
-    claims["exp"] = (now() + 60).into();
     let token = mint(key(0), &claims);
     for _ in 0..3 {
         let response = api.get("/", &token).await;
@@ -279,7 +289,7 @@ async fn the_layer_answers_cached_tokens_on_its_synchronous_path() {
         assert_eq!(response.body(), claims["username"].as_str().unwrap());
     }
     assert_eq!(verifier.cached_tokens(), 1);
-    clock.0.store(now() + 60, Ordering::SeqCst);
+    clock.0.store(issued + 60, Ordering::SeqCst);
     let response = api.get("/", &token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
