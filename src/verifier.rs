@@ -62,10 +62,28 @@ const PAYLOAD_STACK_BYTES: usize = 4096;
 /// [`IdClaims`]: crate::IdClaims
 /// [`AnyClaims`]: crate::AnyClaims
 pub struct Verifier<C = AccessClaims> {
+    /// One `Arc`: the layer clones its verifier with every request (axum clones a route's
+    /// service per call), and a clone or a drop is then one atomic operation.
+    inner: Arc<Scoped<C>>,
+}
+
+/// One set of rules over the shared token checks and keys.
+struct Scoped<C> {
     shared: Arc<Shared>,
-    rules: Arc<Rules<C>>,
+    rules: Rules<C>,
     /// Per set of rules, not shared with verifiers of other rules: its entries passed them.
-    cache: Option<Arc<TokenCache<C>>>,
+    cache: Option<TokenCache<C>>,
+}
+
+impl<C: Send + Sync + 'static> Scoped<C> {
+    fn new(shared: Arc<Shared>, rules: Rules<C>) -> Self {
+        let size = shared.token_cache_size;
+        Self {
+            shared,
+            rules,
+            cache: (size > 0).then(|| TokenCache::new(size)),
+        }
+    }
 }
 
 /// The outcome of the stateless checks of one token.
@@ -265,22 +283,21 @@ where
     pub fn new(config: CognitoConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let keys = KeyCache::new(&config)?;
+        let shared = Arc::new(Shared {
+            realm: config.realm.as_str().into(),
+            issuers: config.accepted_issuers(),
+            token_use: config.token_use,
+            client_ids: config.client_ids,
+            leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
+            max_token_bytes: config.max_token_bytes,
+            clock: config.clock,
+            keys,
+            sessions: config.sessions,
+            token_cache_size: config.token_cache_size,
+        });
+        let rules = Rules::new(config.required_scopes, config.required_groups);
         Ok(Self {
-            shared: Arc::new(Shared {
-                realm: config.realm.as_str().into(),
-                issuers: config.accepted_issuers(),
-                token_use: config.token_use,
-                client_ids: config.client_ids,
-                leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
-                max_token_bytes: config.max_token_bytes,
-                clock: config.clock,
-                keys,
-                sessions: config.sessions,
-                token_cache_size: config.token_cache_size,
-            }),
-            rules: Arc::new(Rules::new(config.required_scopes, config.required_groups)),
-            cache: (config.token_cache_size > 0)
-                .then(|| Arc::new(TokenCache::new(config.token_cache_size))),
+            inner: Arc::new(Scoped::new(shared, rules)),
         })
     }
 
@@ -294,7 +311,7 @@ where
     where
         F: Fn(&C) -> bool + Send + Sync + 'static,
     {
-        let rules = self.rules.with_check(Arc::new(check));
+        let rules = self.inner.rules.with_check(Arc::new(check));
         self.with_rules(rules)
     }
 
@@ -313,7 +330,7 @@ where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let rules = self.rules.with_scopes(scopes)?;
+        let rules = self.inner.rules.with_scopes(scopes)?;
         Ok(self.with_rules(rules))
     }
 
@@ -324,30 +341,28 @@ where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let rules = self.rules.with_groups(groups)?;
+        let rules = self.inner.rules.with_groups(groups)?;
         Ok(self.with_rules(rules))
     }
 
     /// Same keys and token checks, other rules, and so a cache of its own.
     fn with_rules(self, rules: Rules<C>) -> Self {
-        let size = self.shared.token_cache_size;
+        let shared = Arc::clone(&self.inner.shared);
         Self {
-            shared: self.shared,
-            rules: Arc::new(rules),
-            cache: (size > 0).then(|| Arc::new(TokenCache::new(size))),
+            inner: Arc::new(Scoped::new(shared, rules)),
         }
     }
 
     /// How many verified tokens are cached (after pending cache maintenance). For tests and
     /// metrics.
     pub fn cached_tokens(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.len())
+        self.inner.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// Fetches the signing keys now, to start serving with a warm cache. Returns how many
     /// keys are cached, or [`AuthError::KeysUnavailable`].
     pub async fn prefetch_keys(&self) -> Result<usize, AuthError> {
-        self.shared.keys.refresh().await
+        self.inner.shared.keys.refresh().await
     }
 
     /// Verifies a token: every check of the [module docs](self), in order.
@@ -369,8 +384,8 @@ where
     /// Bytes, not text: a token equal to a cached one is the ASCII that verified, so a hit needs
     /// no UTF-8 check.
     pub(crate) fn cached(&self, token: &[u8]) -> Option<(Verified<C>, i64)> {
-        let s = &*self.shared;
-        let cache = self.cache.as_ref()?;
+        let s = &*self.inner.shared;
+        let cache = self.inner.cache.as_ref()?;
         if token.len() > s.max_token_bytes {
             return None;
         }
@@ -389,7 +404,7 @@ where
     /// Whether a cache hit is the whole answer: with no session window there is nothing left to
     /// await, and the layer answers without a boxed future.
     pub(crate) fn hit_is_final(&self) -> bool {
-        self.shared.sessions.is_none()
+        self.inner.shared.sessions.is_none()
     }
 
     /// A cache hit checked at `now`: only the session window (step 10) is left.
@@ -398,19 +413,19 @@ where
         verified: Verified<C>,
         now: i64,
     ) -> Result<Verified<C>, AuthError> {
-        self.shared.check_session(&verified, now).await?;
+        self.inner.shared.check_session(&verified, now).await?;
         Ok(verified)
     }
 
     /// A token not in the cache: every step, then into the cache.
     pub(crate) async fn verify_miss(&self, token: &str) -> Result<Verified<C>, AuthError> {
-        let s = &*self.shared;
+        let s = &*self.inner.shared;
         // 1. Size, before anything else.
         if token.len() > s.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
         let Fresh { verified, now } = self.verify_stateless(token).await?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = &self.inner.cache {
             cache.insert(verified.clone());
         }
         // 10. Session window.
@@ -420,7 +435,7 @@ where
 
     /// Steps 2 to 9, and the session key for step 10.
     async fn verify_stateless(&self, token: &str) -> Result<Fresh<C>, AuthError> {
-        let s = &*self.shared;
+        let s = &*self.inner.shared;
         let (header_b64, payload_b64, signature_b64) =
             split_token(token).ok_or(InvalidToken::Malformed)?;
 
@@ -451,7 +466,7 @@ where
                 return Err(InvalidToken::UnsupportedCritical.into());
             }
             let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
-            Ok(match self.shared.keys.cached_key(&kid) {
+            Ok(match self.inner.shared.keys.cached_key(&kid) {
                 Some((key, generation)) => HeaderKey::Cached(key, generation),
                 None => HeaderKey::Fetch(kid.into()),
             })
@@ -479,7 +494,7 @@ where
         }
 
         // 5-9. Claims, as of now: after the key, which may have been waited for.
-        let now = self.shared.clock.now_unix();
+        let now = self.inner.shared.clock.now_unix();
         let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
             self.read_claims(token, payload, now, (key, generation))
         })?;
@@ -495,7 +510,7 @@ where
         now: i64,
         (key, generation): (Arc<VerifyingKey>, u64),
     ) -> Result<Verified<C>, AuthError> {
-        let s = &*self.shared;
+        let s = &*self.inner.shared;
         let provenance =
             |exp: i64| Provenance::new(key, generation, exp.saturating_add(s.leeway), now);
         // The crate's own access claims come from the same single pass as the checked claims.
@@ -504,7 +519,8 @@ where
             if let Ok(one_pass) = parse_object::<AccessPayload<'_>>(payload) {
                 let (claims, rest) = one_pass.into_parts();
                 let (iat, exp) = s.check_registered(&claims, now)?;
-                self.rules
+                self.inner
+                    .rules
                     .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
                 let session_key = s.session_key(&claims);
                 let typed = rest
@@ -514,7 +530,7 @@ where
                         tracing::debug!("claims do not fit the claims type");
                         InvalidToken::Malformed
                     })?;
-                self.rules.check_typed(&typed)?;
+                self.inner.rules.check_typed(&typed)?;
                 return Ok(Verified::new(
                     typed,
                     (iat, exp),
@@ -526,13 +542,14 @@ where
         }
         let claims: Registered<'_> = parse_object(payload)?;
         let (iat, exp) = s.check_registered(&claims, now)?;
-        self.rules
+        self.inner
+            .rules
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
         let typed: C = serde_json::from_slice(payload).map_err(|e| {
             tracing::debug!(error = %e, "claims do not fit the claims type");
             InvalidToken::Malformed
         })?;
-        self.rules.check_typed(&typed)?;
+        self.inner.rules.check_typed(&typed)?;
         let session_key = s.session_key(&claims)?;
         Ok(Verified::new(
             typed,
@@ -549,7 +566,7 @@ where
     /// Fails with [`AuthError::StoreUnavailable`] when no session window is configured or the
     /// store fails.
     pub async fn revoke_session(&self, key: &str) -> Result<(), AuthError> {
-        let s = &*self.shared;
+        let s = &*self.inner.shared;
         let Some(sessions) = &s.sessions else {
             tracing::error!("revoke_session called without a session window configured");
             return Err(AuthError::StoreUnavailable);
@@ -573,7 +590,7 @@ where
     }
 
     pub(crate) fn realm(&self) -> &Arc<str> {
-        &self.shared.realm
+        &self.inner.shared.realm
     }
 }
 
@@ -686,25 +703,23 @@ fn downcast<T: 'static, U: 'static>(value: T) -> Option<U> {
 impl<C> Clone for Verifier<C> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
-            rules: Arc::clone(&self.rules),
-            cache: self.cache.clone(),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
 impl<C> fmt::Debug for Verifier<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.shared;
+        let s = &self.inner.shared;
         f.debug_struct("Verifier")
             .field("issuers", &s.issuers)
             .field("token_use", &s.token_use)
             .field("client_ids", &s.client_ids)
             .field("leeway", &s.leeway)
-            .field("rules", &self.rules)
+            .field("rules", &self.inner.rules)
             .field("keys", &s.keys)
             .field("sessions", &s.sessions)
-            .field("token_cache", &self.cache.is_some())
+            .field("token_cache", &self.inner.cache.is_some())
             .finish()
     }
 }
