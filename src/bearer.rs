@@ -13,6 +13,14 @@ pub(crate) struct TokenAt {
     pub(crate) offset: usize,
 }
 
+/// The token found, with where it sits: the bytes for now, the offset for after the request
+/// has moved (into the verifying future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found<'a> {
+    pub(crate) at: TokenAt,
+    pub(crate) token: &'a [u8],
+}
+
 /// Finds the Bearer token, without checking its characters yet: see [`check_token`].
 ///
 /// - no `Authorization` header, or one of another scheme (`Basic ...`): `Ok(None)`, which the
@@ -21,7 +29,8 @@ pub(crate) struct TokenAt {
 /// - `Bearer` with no token: 400 `invalid_request`.
 ///
 /// The scheme is case-insensitive; one or more spaces may follow it.
-pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<TokenAt>, AuthError> {
+/// It answers the token's bytes as well, so that the header is looked up once.
+pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<Found<'_>>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -31,7 +40,11 @@ pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<TokenAt>, AuthErr
             InvalidRequest::MultipleCredentials,
         ));
     }
-    locate(value.as_bytes())
+    let value = value.as_bytes();
+    Ok(locate(value)?.map(|at| Found {
+        at,
+        token: &value[at.offset..],
+    }))
 }
 
 fn locate(value: &[u8]) -> Result<Option<TokenAt>, AuthError> {
@@ -98,14 +111,19 @@ fn in_b64token(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    /// What the layer does with one header value: find the token, then check it.
-    fn token(value: &str) -> Result<Option<&str>, AuthError> {
-        let Some(at) = locate(value.as_bytes())? else {
+    /// What the layer does with one header value: find the token, then check it. The bytes
+    /// found and the offset (read again once the request has moved) must agree.
+    fn token(value: &str) -> Result<Option<String>, AuthError> {
+        let mut headers = HeaderMap::new();
+        if !value.is_empty() {
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+        }
+        let Some(found) = find_token(&headers)? else {
             return Ok(None);
         };
-        let token = &value[at.offset..];
-        check_token(token.as_bytes())?;
-        Ok(Some(token))
+        assert_eq!(found.token, &value.as_bytes()[found.at.offset..]);
+        check_token(found.token)?;
+        Ok(Some(String::from_utf8(found.token.to_vec()).unwrap()))
     }
 
     /// The character class, byte by byte, against RFC 6750's grammar spelled out.
@@ -138,9 +156,10 @@ mod tests {
 
     #[test]
     fn reads_bearer_tokens() {
-        assert_eq!(token("Bearer a.b.c"), Ok(Some("a.b.c")));
-        assert_eq!(token("bearer a.b.c"), Ok(Some("a.b.c")));
-        assert_eq!(token("BEARER   a.b-_~+/c=="), Ok(Some("a.b-_~+/c==")));
+        let found = |t: &str| Ok(Some(t.to_owned()));
+        assert_eq!(token("Bearer a.b.c"), found("a.b.c"));
+        assert_eq!(token("bearer a.b.c"), found("a.b.c"));
+        assert_eq!(token("BEARER   a.b-_~+/c=="), found("a.b-_~+/c=="));
     }
 
     #[test]

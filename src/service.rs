@@ -89,8 +89,8 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let realm = self.verifier.realm();
-        let at = match find_token(request.headers()) {
-            Ok(Some(at)) => at,
+        let found = match find_token(request.headers()) {
+            Ok(Some(found)) => found,
             Ok(None) if self.optional => {
                 request.extensions_mut().insert(Anonymous);
                 return ResponseFuture::inner(self.inner.call(request));
@@ -103,10 +103,16 @@ where
                 return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
             }
         };
-        // The verified-token cache is consulted once, here. A hit with no session window is
-        // the whole answer: no `await`, no boxed future.
-        // Looked up by bytes: a hit equals a token that verified, so it needs no UTF-8 check.
-        let cached = self.verifier.cached(token_bytes(request.headers(), at));
+        let at = found.at;
+        // The verified-token cache is consulted once, here. Looked up by bytes: a hit equals a
+        // token that verified, so it needs no UTF-8 check, and no `b64token` check either.
+        let cached = self.verifier.cached(found.token);
+        if cached.is_none() {
+            if let Err(error) = check_token(found.token) {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
+        }
+        // A hit with no session window is the whole answer: no `await`, no boxed future.
         let cached = match cached {
             Some((verified, _)) if self.verifier.hit_is_final() => {
                 request.extensions_mut().insert(verified);
@@ -114,12 +120,6 @@ where
             }
             cached => cached,
         };
-        // Not a token that verified before: it must be a `b64token` (a hit is one already).
-        if cached.is_none() {
-            if let Err(error) = check_token(token_bytes(request.headers(), at)) {
-                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
-            }
-        }
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.
