@@ -582,10 +582,22 @@ async fn data_this_crate_did_not_write_is_corrupt_and_left_alone() {
     for (i, value) in [
         "garbage",
         "100|0|2,1",
+        "100|0|1,1",
         "100|0|1,,2",
+        "100|0|1,",
+        "100|0|,1",
+        "100|0|,",
+        "100|0|01",
+        "100|0|-0",
+        "100|0|-",
+        "100|0|1-2",
+        "100|0|1,2,3,4,5,6,7,8,9",
         "100|2|1",
         "0100|0|1",
+        "-0|0|1",
         "100|0|1|",
+        // Expired (`now` is 0), and still not this crate's.
+        "-5|0|1,,2",
     ]
     .into_iter()
     .enumerate()
