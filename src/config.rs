@@ -267,7 +267,8 @@ pub struct ClientIds(ClientIdsInner);
 
 #[derive(Clone, PartialEq, Eq)]
 enum ClientIdsInner {
-    Allowed(HashSet<String>),
+    /// ahash, not SipHash: every fresh token is looked up here.
+    Allowed(HashSet<String, ahash::RandomState>),
     Unchecked,
 }
 
