@@ -7,17 +7,11 @@ use http::header::{HeaderMap, AUTHORIZATION};
 
 use crate::error::{AuthError, InvalidRequest};
 
-/// Where the token sits in the header value: `value[offset..]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TokenAt {
-    pub(crate) offset: usize,
-}
-
-/// The token found, with where it sits: the bytes for now, the offset for after the request
-/// has moved (into the verifying future).
+/// The token found, with where it sits in the header value (`value[offset..]`): the bytes for
+/// now, the offset for after the request has moved (into the verifying future).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found<'a> {
-    pub(crate) at: TokenAt,
+    pub(crate) offset: usize,
     pub(crate) token: &'a [u8],
 }
 
@@ -41,13 +35,14 @@ pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<Found<'_>>, AuthE
         ));
     }
     let value = value.as_bytes();
-    Ok(locate(value)?.map(|at| Found {
-        at,
-        token: &value[at.offset..],
+    Ok(locate(value)?.map(|offset| Found {
+        offset,
+        token: &value[offset..],
     }))
 }
 
-fn locate(value: &[u8]) -> Result<Option<TokenAt>, AuthError> {
+/// Where the token starts in a header value of the Bearer scheme.
+fn locate(value: &[u8]) -> Result<Option<usize>, AuthError> {
     const SCHEME: &[u8] = b"bearer";
     let scheme_len = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
     if !value[..scheme_len].eq_ignore_ascii_case(SCHEME) {
@@ -61,7 +56,7 @@ fn locate(value: &[u8]) -> Result<Option<TokenAt>, AuthError> {
     if offset == value.len() {
         return Err(malformed());
     }
-    Ok(Some(TokenAt { offset }))
+    Ok(Some(offset))
 }
 
 /// The token found by [`find_token`] must be one `b64token` (so two tokens, or characters
@@ -121,7 +116,7 @@ mod tests {
         let Some(found) = find_token(&headers)? else {
             return Ok(None);
         };
-        assert_eq!(found.token, &value.as_bytes()[found.at.offset..]);
+        assert_eq!(found.token, &value.as_bytes()[found.offset..]);
         check_token(found.token)?;
         Ok(Some(String::from_utf8(found.token.to_vec()).unwrap()))
     }

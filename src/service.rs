@@ -9,25 +9,19 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::bearer::{check_token, find_token, TokenAt};
+use crate::bearer::{check_token, find_token};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
 use crate::future::ResponseFuture;
 use crate::rejection::{reject, DefaultRejection, OnRejection};
 use crate::verifier::Verifier;
 
-/// The token `find_token` found, as text; `None` when it is not UTF-8 (and so, as
-/// [`check_token`] finds, no `b64token`).
-fn token_at(headers: &HeaderMap, at: TokenAt) -> Option<&str> {
-    simdutf8::basic::from_utf8(token_bytes(headers, at)).ok()
-}
-
-/// The bytes of the token `find_token` found.
-fn token_bytes(headers: &HeaderMap, at: TokenAt) -> &[u8] {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.as_bytes().get(at.offset..))
-        .unwrap_or_default()
+/// The token `find_token` found at `offset`, read again from the request that the verifying
+/// future owns, as text; `None` when it is not UTF-8 (and so, as [`check_token`] finds, no
+/// `b64token`).
+fn token_at(headers: &HeaderMap, offset: usize) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes().get(offset..)?;
+    simdutf8::basic::from_utf8(value).ok()
 }
 
 /// Marks a request let through without a token in optional mode, so the `Option` extractor can
@@ -103,7 +97,7 @@ where
                 return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
             }
         };
-        let at = found.at;
+        let offset = found.offset;
         // The verified-token cache is consulted once, here. Looked up by bytes: a hit equals a
         // token that verified, so it needs no UTF-8 check, and no `b64token` check either.
         let cached = self.verifier.cached(found.token);
@@ -130,7 +124,7 @@ where
                 Some((verified, now)) => verifier.finish_hit(verified, now).await,
                 None => {
                     // Borrowed from the request the future owns: no copy of the header.
-                    let token = token_at(request.headers(), at).unwrap_or_default();
+                    let token = token_at(request.headers(), offset).unwrap_or_default();
                     verifier.verify_miss(token).await
                 }
             };

@@ -511,52 +511,45 @@ where
         (key, generation): (Arc<VerifyingKey>, u64),
     ) -> Result<Verified<C>, AuthError> {
         let s = &*self.inner.shared;
-        let provenance =
-            |exp: i64| Provenance::new(key, generation, exp.saturating_add(s.leeway), now);
         // The crate's own access claims come from the same single pass as the checked claims.
-        // A payload that pass refuses takes the general path below for the precise error.
-        if TypeId::of::<C>() == TypeId::of::<AccessClaims>() {
-            if let Ok(one_pass) = parse_object::<AccessPayload<'_>>(payload) {
+        // A payload that pass refuses takes the general path (two passes) for the precise error.
+        let one_pass = (TypeId::of::<C>() == TypeId::of::<AccessClaims>())
+            .then(|| parse_object::<AccessPayload<'_>>(payload).ok())
+            .flatten();
+        let (claims, rest) = match one_pass {
+            Some(one_pass) => {
                 let (claims, rest) = one_pass.into_parts();
-                let (iat, exp) = s.check_registered(&claims, now)?;
-                self.inner
-                    .rules
-                    .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
-                let session_key = s.session_key(&claims);
-                let typed = rest
-                    .into_claims(claims)
-                    .and_then(downcast::<AccessClaims, C>)
-                    .ok_or_else(|| {
-                        tracing::debug!("claims do not fit the claims type");
-                        InvalidToken::Malformed
-                    })?;
-                self.inner.rules.check_typed(&typed)?;
-                return Ok(Verified::new(
-                    typed,
-                    (iat, exp),
-                    session_key?,
-                    token,
-                    provenance(exp),
-                ));
+                (claims, Some(rest))
             }
-        }
-        let claims: Registered<'_> = parse_object(payload)?;
+            None => (parse_object::<Registered<'_>>(payload)?, None),
+        };
         let (iat, exp) = s.check_registered(&claims, now)?;
         self.inner
             .rules
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
-        let typed: C = serde_json::from_slice(payload).map_err(|e| {
-            tracing::debug!(error = %e, "claims do not fit the claims type");
-            InvalidToken::Malformed
-        })?;
+        // Its error, if any, comes after those of the claims type and the custom check.
+        let session_key = s.session_key(&claims);
+        let typed: C = match rest {
+            Some(rest) => rest
+                .into_claims(claims)
+                .and_then(downcast::<AccessClaims, C>)
+                .ok_or_else(|| {
+                    tracing::debug!("claims do not fit the claims type");
+                    InvalidToken::Malformed
+                })?,
+            None => serde_json::from_slice(payload).map_err(|e| {
+                tracing::debug!(error = %e, "claims do not fit the claims type");
+                InvalidToken::Malformed
+            })?,
+        };
         self.inner.rules.check_typed(&typed)?;
-        let session_key = s.session_key(&claims)?;
+        let provenance = Provenance::new(key, generation, exp.saturating_add(s.leeway), now);
         Ok(Verified::new(
             typed,
             (iat, exp),
-            session_key,
+            session_key?,
             token,
-            provenance(exp),
+            provenance,
         ))
     }
 
