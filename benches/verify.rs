@@ -228,8 +228,9 @@ fn bench_session_memory(c: &mut Criterion, token: &str) {
 /// `check_and_advance` passes the real `now`, so most checks fall in the second of the last
 /// write and write nothing; `check_and_advance_writing` moves `now` on by a second per call, so
 /// that every check writes. Also times a check that only reads (a superseded token: the script
-/// returns before its `SET`), and reads the server's own time per command from `INFO commandstats` (deltas over
-/// this group; other clients of the same server would add to them).
+/// returns before its `SET`), and reads the server's own time per command from
+/// `INFO commandstats` (deltas over this group; other clients of the same server would add to
+/// them).
 #[cfg(feature = "redis")]
 fn bench_session_redis(c: &mut Criterion, _token: &str) {
     use std::sync::atomic::AtomicI64;
