@@ -166,6 +166,8 @@ mod extract;
 mod future;
 mod jwks;
 mod layer;
+#[cfg(feature = "refresh")]
+pub mod refresh;
 mod rejection;
 mod rules;
 mod service;
