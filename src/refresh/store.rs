@@ -104,8 +104,12 @@ pub trait RefreshStore: fmt::Debug + Send + Sync + 'static {
 
     /// Stores a new session under `id` (replacing any record there), living until
     /// `record.expires_at`.
-    fn create<'a>(&'a self, id: &'a str, record: &'a SessionRecord, now: i64)
-        -> StoreFuture<'a, ()>;
+    fn create<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
 
     /// Takes the refresh lock of `id` for `lease`, if no other holder's lease is running.
     fn lock<'a>(&'a self, id: &'a str, lease: Duration, now: i64) -> StoreFuture<'a, LockOutcome>;
