@@ -4,5 +4,10 @@
 mod memory;
 mod store;
 
+#[cfg(feature = "redis")]
+mod redis;
+
 pub use memory::MemoryRefreshStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisRefreshStore;
 pub use store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};

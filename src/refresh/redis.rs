@@ -1,0 +1,562 @@
+//! [`RedisRefreshStore`]: server-held sessions in Redis, with the refresh lock as a lease under a
+//! fencing token, one round trip per operation.
+//!
+//! # Storage
+//!
+//! Two keys per session, both under the same hash tag so that they live in one Redis Cluster
+//! slot and one script may touch both:
+//!
+//! - the record, a hash at `{prefix}{<id>}` (the default prefix is
+//!   [`RedisRefreshStore::DEFAULT_PREFIX`]) with the fields `version`, `expires_at`,
+//!   `access_expires_at` and `fence` (decimal integers) and `sealed` (the sealed tokens, raw
+//!   bytes). `fence` is the newest fence issued for the session;
+//! - the lock, a string at `{prefix}{<id>}:lock` holding the holder's fence, with Redis's own
+//!   expiry (`PX`) as the lease.
+//!
+//! The hash tag is the first `{...}` of a key. With a prefix that holds no `{`, it is the session
+//! id; with one that does, it is still the same for both keys, because the lock key is the record
+//! key plus a suffix and the record key's tag closes within it.
+//!
+//! The record's integers are written in Rust's decimal form and compared by the scripts as Lua
+//! numbers (doubles), which is exact within ±2^53; `now`, `expires_at`, `access_expires_at` and
+//! `version` outside that range are refused as [`StoreErrorKind::InvalidInput`] before any round
+//! trip (unix times and fences are far inside). A record hash with a field missing or not in that
+//! form, or a key of another type, is reported as [`StoreErrorKind::Corrupt`] and left untouched.
+//!
+//! # Expiry
+//!
+//! Whether a session has expired is decided from the stored `expires_at` and the `now` the caller
+//! passes, as for [`MemoryRefreshStore`](super::MemoryRefreshStore). Every write also sets the
+//! hash's native expiry to `expires_at` (`EXPIREAT`), so Redis reclaims ended sessions by itself.
+//! The lease runs on Redis's clock (`PX`), so servers with skewed clocks agree on it.
+//!
+//! # Round trips
+//!
+//! [`lock`](RefreshStore::lock), [`save`](RefreshStore::save),
+//! [`unlock`](RefreshStore::unlock) and [`create`](RefreshStore::create) are one `EVALSHA` each,
+//! atomic in Redis (the scripts are loaded at [`RedisRefreshStore::connect`]; on a `NOSCRIPT`
+//! answer, after a restart or `SCRIPT FLUSH`, the store loads the script and runs it again).
+//! [`load`](RefreshStore::load) is one `HMGET`, [`delete`](RefreshStore::delete) one `DEL` of both
+//! keys.
+//!
+//! # Errors
+//!
+//! As for the session window's `RedisStore`: a server that cannot be reached is
+//! [`StoreErrorKind::Unavailable`] (the connection is re-established in the background), an
+//! answer slower than the connection's response timeout (5 s) is [`StoreErrorKind::Timeout`], and
+//! an unexpected answer is [`StoreErrorKind::Corrupt`].
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, Script, Value};
+
+use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
+use crate::session::{StoreError, StoreErrorKind, StoreFuture};
+
+/// The largest magnitude of the integers the scripts compare: Lua numbers are doubles, exact for
+/// integers up to 2^53.
+const MAX_EXACT: i64 = (1 << 53) - 1;
+
+/// The longest lease: a century, in milliseconds. A longer one is cut to it.
+const MAX_LEASE_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+
+/// The record's fields, in the order every command and script reads them.
+const FIELDS: [&str; 5] = [
+    "version",
+    "expires_at",
+    "access_expires_at",
+    "sealed",
+    "fence",
+];
+
+/// Shared by the `lock` and `save` scripts, first: reads the record at `KEYS[1]` into `f` as
+/// `FIELDS` (all strings), answering 0 when there is none and -1 when it is not a record this
+/// crate wrote (a key of another type, a field missing, an integer not in Rust's decimal form or
+/// beyond ±2^53, a negative version or fence). `exp` is its `expires_at` as a number.
+const LUA_READ: &str = r#"
+local f = redis.pcall('HMGET', KEYS[1], 'version', 'expires_at', 'access_expires_at', 'sealed', 'fence')
+if f.err then return -1 end
+if not (f[1] or f[2] or f[3] or f[4] or f[5]) then return 0 end
+if not (f[1] and f[2] and f[3] and f[4] and f[5]) then return -1 end
+local function int(s)
+  local n = tonumber(s)
+  if n == nil or n ~= math.floor(n) or math.abs(n) > 9007199254740991 then return nil end
+  if string.format('%d', n) ~= s then return nil end
+  return n
+end
+local version, exp, access, fence = int(f[1]), int(f[2]), int(f[3]), int(f[5])
+if not (version and exp and access and fence) or version < 0 or fence < 0 then return -1 end
+"#;
+
+/// `lock`. KEYS: record, lock. ARGV: now, lease (ms). Answers 0 missing (or expired), 1 busy,
+/// -1 corrupt, or `{fence, version, expires_at, access_expires_at, sealed}` when acquired (the
+/// new fence, then the record as stored).
+const LUA_LOCK: &str = r#"
+if exp <= tonumber(ARGV[1]) then return 0 end
+if fence >= 9007199254740991 then return -1 end
+local held = redis.pcall('GET', KEYS[2])
+if type(held) == 'table' then return -1 end
+if held then return 1 end
+local issued = string.format('%d', fence + 1)
+if not redis.call('SET', KEYS[2], issued, 'NX', 'PX', ARGV[2]) then return 1 end
+redis.call('HSET', KEYS[1], 'fence', issued)
+return {issued, f[1], f[2], f[3], f[4]}
+"#;
+
+/// `save`. KEYS: record, lock. ARGV: now, fence, version, expires_at, access_expires_at, sealed.
+/// Answers 0 missing (or expired), 1 saved, 2 fenced, -1 corrupt. The fence is compared as the
+/// stored string: both sides are in Rust's decimal form.
+const LUA_SAVE: &str = r#"
+if exp <= tonumber(ARGV[1]) then return 0 end
+if f[5] ~= ARGV[2] then return 2 end
+redis.call('HSET', KEYS[1], 'version', ARGV[3], 'expires_at', ARGV[4],
+  'access_expires_at', ARGV[5], 'sealed', ARGV[6])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+if redis.pcall('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"#;
+
+/// `create`. KEYS: record, lock. ARGV: version, expires_at, access_expires_at, sealed. Replaces
+/// whatever is there, lock included; the newest fence starts at the record's version.
+const LUA_CREATE: &str = r#"
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'expires_at', ARGV[2],
+  'access_expires_at', ARGV[3], 'sealed', ARGV[4], 'fence', ARGV[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+return 0
+"#;
+
+/// `unlock`. KEYS: lock. ARGV: fence. Deletes the lock only if it holds `fence`.
+const LUA_UNLOCK: &str = r#"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+struct Scripts {
+    lock: Script,
+    save: Script,
+    create: Script,
+    unlock: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    lock: Script::new(&format!("{LUA_READ}{LUA_LOCK}")),
+    save: Script::new(&format!("{LUA_READ}{LUA_SAVE}")),
+    create: Script::new(LUA_CREATE),
+    unlock: Script::new(LUA_UNLOCK),
+});
+
+/// Server-held sessions in Redis, shared by every server, with one refresh lock per session.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tower_cognito::refresh::{RedisRefreshStore, RefreshStore};
+///
+/// let store = RedisRefreshStore::connect("redis://127.0.0.1:6379")
+///     .await?
+///     .with_prefix("myapp:bff:");
+/// let store: Arc<dyn RefreshStore> = Arc::new(store);
+/// # Ok(()) }
+/// ```
+///
+/// The lock is a lease with a fencing token: [`lock`](RefreshStore::lock) is one Lua script that
+/// checks the session, sets the lock key with `NX PX lease` and issues the next fence;
+/// [`save`](RefreshStore::save) is one script that stores the record only while its fence is
+/// still the newest, and releases the lock. A holder that dies blocks its session for at most
+/// the lease (Redis expires the lock key), and one that comes back late is refused.
+///
+/// Each session is a hash at `{prefix}{<id>}` (fields `version`, `expires_at`,
+/// `access_expires_at`, `fence`, `sealed`) and a lock at `{prefix}{<id>}:lock`: one hash tag, one
+/// Redis Cluster slot. Cloning is cheap and shares the connection, which reconnects by itself.
+#[derive(Clone)]
+pub struct RedisRefreshStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    /// `host:port` (or socket path) and database, for `Debug`: never the password.
+    server: Arc<str>,
+}
+
+impl RedisRefreshStore {
+    /// The key prefix used unless [`with_prefix`](Self::with_prefix) sets another.
+    pub const DEFAULT_PREFIX: &'static str = "tower-cognito:bff:";
+
+    /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
+    /// `redis+unix:///path`) and loads the scripts.
+    ///
+    /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
+    /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
+    /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client =
+            Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+        let info = client.get_connection_info();
+        let server = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        for script in [
+            &SCRIPTS.lock,
+            &SCRIPTS.save,
+            &SCRIPTS.create,
+            &SCRIPTS.unlock,
+        ] {
+            script.load_async(&mut conn).await.map_err(unavailable)?;
+        }
+        Ok(Self {
+            conn,
+            prefix: Arc::from(Self::DEFAULT_PREFIX),
+            server: Arc::from(server),
+        })
+    }
+
+    /// Stores the sessions under keys starting with `prefix` instead of
+    /// [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn keys(&self, id: &str) -> (String, String) {
+        session_keys(&self.prefix, id)
+    }
+
+    async fn load_record(&self, id: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        let (record, _) = self.keys(id);
+        let answer: Value = redis::cmd("HMGET")
+            .arg(record)
+            .arg(&FIELDS[..])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        let Value::Array(fields) = answer else {
+            return Err(unexpected(&answer));
+        };
+        if fields.iter().all(|v| matches!(v, Value::Nil)) {
+            return Ok(None);
+        }
+        let mut fields = fields.into_iter();
+        let record = parse_record(&mut fields)?;
+        // The fence is read too, so that a record the scripts would refuse is refused here.
+        parse_u64(fields.next().as_ref())?;
+        Ok((record.expires_at > now).then_some(record))
+    }
+
+    async fn create_record(&self, id: &str, record: &SessionRecord) -> Result<(), StoreError> {
+        check_record(record)?;
+        let (record_key, lock_key) = self.keys(id);
+        let answer: Value = SCRIPTS
+            .create
+            .key(record_key)
+            .key(lock_key)
+            .arg(record.version.to_string())
+            .arg(record.expires_at.to_string())
+            .arg(record.access_expires_at.to_string())
+            .arg(&record.sealed[..])
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        match answer {
+            Value::Int(0) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn lock_record(
+        &self,
+        id: &str,
+        lease: Duration,
+        now: i64,
+    ) -> Result<LockOutcome, StoreError> {
+        check_exact(&[now])?;
+        let (record_key, lock_key) = self.keys(id);
+        let answer: Value = SCRIPTS
+            .lock
+            .key(record_key)
+            .key(lock_key)
+            .arg(now.to_string())
+            .arg(lease_ms(lease).to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        match answer {
+            Value::Int(0) => Ok(LockOutcome::Missing),
+            Value::Int(1) => Ok(LockOutcome::Busy),
+            Value::Array(fields) => {
+                let mut fields = fields.into_iter();
+                let fence = parse_u64(fields.next().as_ref())?;
+                let record = parse_record(&mut fields)?;
+                Ok(LockOutcome::Acquired { fence, record })
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn save_record(
+        &self,
+        id: &str,
+        record: &SessionRecord,
+        fence: u64,
+        now: i64,
+    ) -> Result<SaveOutcome, StoreError> {
+        check_exact(&[now])?;
+        check_record(record)?;
+        let (record_key, lock_key) = self.keys(id);
+        let answer: Value = SCRIPTS
+            .save
+            .key(record_key)
+            .key(lock_key)
+            .arg(now.to_string())
+            .arg(fence.to_string())
+            .arg(record.version.to_string())
+            .arg(record.expires_at.to_string())
+            .arg(record.access_expires_at.to_string())
+            .arg(&record.sealed[..])
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        match answer {
+            Value::Int(0) => Ok(SaveOutcome::Missing),
+            Value::Int(1) => Ok(SaveOutcome::Saved),
+            Value::Int(2) => Ok(SaveOutcome::Fenced),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn unlock_record(&self, id: &str, fence: u64) -> Result<(), StoreError> {
+        let (_, lock_key) = self.keys(id);
+        let answer: Value = SCRIPTS
+            .unlock
+            .key(lock_key)
+            .arg(fence.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        match answer {
+            Value::Int(0) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_record(&self, id: &str) -> Result<(), StoreError> {
+        let (record_key, lock_key) = self.keys(id);
+        let _deleted: i64 = redis::cmd("DEL")
+            .arg(record_key)
+            .arg(lock_key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+impl RefreshStore for RedisRefreshStore {
+    fn load<'a>(&'a self, id: &'a str, now: i64) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(self.load_record(id, now))
+    }
+
+    fn create<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        _now: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.create_record(id, record))
+    }
+
+    fn lock<'a>(&'a self, id: &'a str, lease: Duration, now: i64) -> StoreFuture<'a, LockOutcome> {
+        Box::pin(self.lock_record(id, lease, now))
+    }
+
+    fn save<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        fence: u64,
+        now: i64,
+    ) -> StoreFuture<'a, SaveOutcome> {
+        Box::pin(self.save_record(id, record, fence, now))
+    }
+
+    fn unlock<'a>(&'a self, id: &'a str, fence: u64) -> StoreFuture<'a, ()> {
+        Box::pin(self.unlock_record(id, fence))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.delete_record(id))
+    }
+}
+
+impl fmt::Debug for RedisRefreshStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRefreshStore")
+            .field("server", &self.server)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The record key `{prefix}{<id>}` and the lock key `{prefix}{<id>}:lock`.
+fn session_keys(prefix: &str, id: &str) -> (String, String) {
+    let record = format!("{prefix}{{{id}}}");
+    let lock = format!("{record}:lock");
+    (record, lock)
+}
+
+/// The lease in whole milliseconds, rounded up (Redis refuses `PX 0`) and cut to a century.
+fn lease_ms(lease: Duration) -> u128 {
+    lease.as_nanos().div_ceil(1_000_000).clamp(1, MAX_LEASE_MS)
+}
+
+/// Refuses integers the scripts could not compare exactly.
+fn check_exact(values: &[i64]) -> Result<(), StoreError> {
+    if values.iter().all(|v| v.unsigned_abs() <= MAX_EXACT as u64) {
+        Ok(())
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            "times and versions must be within ±2^53 for the Redis store",
+        ))
+    }
+}
+
+/// Refuses a record the scripts could not read back.
+fn check_record(record: &SessionRecord) -> Result<(), StoreError> {
+    let version = i64::try_from(record.version).unwrap_or(i64::MAX);
+    check_exact(&[version, record.expires_at, record.access_expires_at])
+}
+
+/// Reads `version, expires_at, access_expires_at, sealed` off `fields`.
+fn parse_record(fields: &mut impl Iterator<Item = Value>) -> Result<SessionRecord, StoreError> {
+    let version = parse_u64(fields.next().as_ref())?;
+    let expires_at = parse_i64(fields.next().as_ref())?;
+    let access_expires_at = parse_i64(fields.next().as_ref())?;
+    let Some(Value::BulkString(sealed)) = fields.next() else {
+        return Err(malformed());
+    };
+    Ok(SessionRecord::new(
+        version,
+        expires_at,
+        access_expires_at,
+        sealed,
+    ))
+}
+
+/// An integer field as the scripts accept it: Rust's decimal form, within ±2^53.
+fn parse_i64(value: Option<&Value>) -> Result<i64, StoreError> {
+    let Some(Value::BulkString(raw)) = value else {
+        return Err(malformed());
+    };
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| {
+            let n: i64 = s.parse().ok()?;
+            (n.to_string() == s && n.unsigned_abs() <= MAX_EXACT as u64).then_some(n)
+        })
+        .ok_or_else(malformed)
+}
+
+/// A version or fence: [`parse_i64`], not negative.
+fn parse_u64(value: Option<&Value>) -> Result<u64, StoreError> {
+    u64::try_from(parse_i64(value)?).map_err(|_| malformed())
+}
+
+/// Maps a Redis failure to a store error.
+fn store_error(error: RedisError) -> StoreError {
+    let kind = match error.kind() {
+        ErrorKind::UnexpectedReturnType | ErrorKind::Parse => StoreErrorKind::Corrupt,
+        _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
+        _ if error.is_timeout() => StoreErrorKind::Timeout,
+        _ => StoreErrorKind::Unavailable,
+    };
+    StoreError::new(kind, error)
+}
+
+fn malformed() -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, "malformed session record")
+}
+
+fn unexpected(answer: &Value) -> StoreError {
+    match answer {
+        Value::Int(-1) => malformed(),
+        other => StoreError::new(
+            StoreErrorKind::Corrupt,
+            format!("unexpected answer from Redis: {other:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn integers_in_rust_decimal_form_only() {
+        for ok in [
+            "0",
+            "1",
+            "-1",
+            "1764633500",
+            "9007199254740991",
+            "-9007199254740991",
+        ] {
+            assert!(parse_i64(Some(&bulk(ok))).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "+1",
+            "01",
+            "-0",
+            "1.0",
+            "1e3",
+            " 1",
+            "0x10",
+            "9007199254740992",
+        ] {
+            assert!(parse_i64(Some(&bulk(bad))).is_err(), "{bad}");
+        }
+        assert!(parse_i64(Some(&Value::Int(1))).is_err());
+        assert!(parse_i64(None).is_err());
+        assert!(parse_u64(Some(&bulk("-1"))).is_err());
+    }
+
+    #[test]
+    fn leases_are_whole_milliseconds_at_least_one() {
+        assert_eq!(lease_ms(Duration::ZERO), 1);
+        assert_eq!(lease_ms(Duration::from_micros(1)), 1);
+        assert_eq!(lease_ms(Duration::from_micros(1001)), 2);
+        assert_eq!(lease_ms(Duration::from_secs(30)), 30_000);
+        assert_eq!(lease_ms(Duration::MAX), MAX_LEASE_MS);
+    }
+
+    #[test]
+    fn both_keys_carry_the_session_id_as_hash_tag() {
+        assert_eq!(
+            session_keys("tower-cognito:bff:", "ab12"),
+            (
+                "tower-cognito:bff:{ab12}".to_owned(),
+                "tower-cognito:bff:{ab12}:lock".to_owned()
+            )
+        );
+    }
+}
