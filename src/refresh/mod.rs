@@ -4,10 +4,14 @@
 mod memory;
 mod store;
 
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use memory::MemoryRefreshStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresRefreshStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisRefreshStore;
 pub use store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
