@@ -731,6 +731,108 @@ mod redis {
             .expect("PING");
     }
 
+    /// A TCP proxy in front of `REDIS_URL` that records the name of every command sent
+    /// through it, in order.
+    async fn counting_proxy() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut url = url::Url::parse(&redis_url()).expect("REDIS_URL");
+        let upstream = format!(
+            "{}:{}",
+            url.host_str().expect("REDIS_URL must be a TCP address"),
+            url.port().unwrap_or(6379)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(listener.local_addr().expect("addr").port()))
+            .expect("port");
+        let commands = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = commands.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (mut pending, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some((used, name)) = resp_command(&pending) {
+                            seen.lock().unwrap().push(name);
+                            pending.drain(..used);
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+            }
+        });
+        (url.to_string(), commands)
+    }
+
+    /// One complete RESP command at the start of `buf`: its length and its name.
+    fn resp_command(buf: &[u8]) -> Option<(usize, String)> {
+        fn header(buf: &[u8], at: usize, tag: u8) -> Option<(usize, usize)> {
+            assert_eq!(*buf.get(at)?, tag, "unexpected RESP from the client");
+            let rest = &buf[at + 1..];
+            let end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let n = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+            Some((n, at + 1 + end + 2))
+        }
+        let (count, mut at) = header(buf, 0, b'*')?;
+        let mut name = String::new();
+        for i in 0..count {
+            let (len, start) = header(buf, at, b'$')?;
+            if buf.len() < start + len + 2 {
+                return None;
+            }
+            if i == 0 {
+                name = String::from_utf8_lossy(&buf[start..start + len]).to_ascii_uppercase();
+            }
+            at = start + len + 2;
+        }
+        Some((at, name))
+    }
+
+    /// Every operation is one command, hence one round trip: scripts for the atomic steps,
+    /// `HMGET` to load, `DEL` to delete.
+    #[tokio::test]
+    async fn each_operation_is_one_round_trip() {
+        let (url, commands) = counting_proxy().await;
+        let prefix = unique_redis_prefix("round-trips");
+        let _cleanup = delete_on_drop(prefix.clone());
+        let store: Store = Arc::new(connect(&url, &prefix).await);
+        let take = || std::mem::take(&mut *commands.lock().unwrap());
+        take();
+        let (t, id) = (now(), id());
+        create(&store, &id, &record(0, t, b"sealed"), t).await;
+        assert_eq!(take(), ["EVALSHA"], "create");
+        load(&store, &id, t).await.expect("created");
+        assert_eq!(take(), ["HMGET"], "load");
+        let (fence, _) = acquire(&store, &id, LONG, t).await;
+        assert_eq!(take(), ["EVALSHA"], "lock");
+        assert_eq!(lock(&store, &id, LONG, t).await, LockOutcome::Busy);
+        assert_eq!(take(), ["EVALSHA"], "busy lock");
+        unlock(&store, &id, fence).await;
+        assert_eq!(take(), ["EVALSHA"], "unlock");
+        let (fence, _) = acquire(&store, &id, LONG, t).await;
+        take();
+        let rec = record(fence, t, b"saved");
+        assert_eq!(save(&store, &id, &rec, fence, t).await, SaveOutcome::Saved);
+        assert_eq!(take(), ["EVALSHA"], "save");
+        delete(&store, &id).await;
+        assert_eq!(take(), ["DEL"], "delete");
+    }
+
     /// `Debug` shows where and which prefix, nothing else.
     #[tokio::test]
     async fn debug_shows_server_and_prefix() {
