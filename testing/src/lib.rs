@@ -79,8 +79,21 @@
 //! instead of a configured list; scopes requested at `authorize` are not checked; there is no
 //! sign-in page. The server listens on loopback only.
 //!
-//! The binary `local-cognito` starts one for manual use (see its `--help`-free doc: environment
-//! variables `LOCAL_COGNITO_*`) and prints `export COGNITO_...=` lines.
+//! The server speaks HTTP/1.1 and runs on the Tokio runtime that called
+//! [`LocalCognito::start`]; a current-thread test runtime is fine as long as the test awaits
+//! its requests rather than blocking. Timings (grace period, code and refresh-token lifetimes)
+//! use real time, not Tokio's (possibly paused) clock.
+//!
+//! # The `local-cognito` binary
+//!
+//! `cargo run -p tower-cognito-testing --bin local-cognito` starts one on `127.0.0.1:9229`
+//! (cognito-local's port) and prints `export COGNITO_DOMAIN=...` lines for
+//! `COGNITO_DOMAIN`, `COGNITO_USER_POOL_ID`, `COGNITO_CLIENT_ID`, `COGNITO_ISSUER`,
+//! `COGNITO_JWKS_URL`, `COGNITO_TOKEN_ENDPOINT`, `COGNITO_IDP_ENDPOINT` and
+//! `COGNITO_ALLOW_HTTP=1`, then serves until Ctrl-C. Settings come from `LOCAL_COGNITO_PORT`
+//! (0: any free port), `LOCAL_COGNITO_POOL_ID`, `LOCAL_COGNITO_CLIENT_ID`,
+//! `LOCAL_COGNITO_ACCESS_TTL_SECS`, `LOCAL_COGNITO_GRACE_SECS` and `LOCAL_COGNITO_ROTATION`
+//! (`1`/`0`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -583,13 +596,13 @@ impl LocalCognito {
         self.state().counts = Counts::default();
     }
 
-    /// Waits until at least `at_least` refreshes were processed, or `deadline` passed; returns
-    /// the number of refreshes then.
+    /// Waits until at least `at_least` refreshes were processed, or `deadline` (real time)
+    /// passed; returns the number of refreshes then.
     pub async fn wait_for_refreshes(&self, at_least: u64, deadline: Duration) -> u64 {
-        let until = tokio::time::Instant::now() + deadline;
+        let until = std::time::Instant::now() + deadline;
         loop {
             let refreshes = self.counts().refreshes;
-            if refreshes >= at_least || tokio::time::Instant::now() >= until {
+            if refreshes >= at_least || std::time::Instant::now() >= until {
                 return refreshes;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

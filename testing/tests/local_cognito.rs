@@ -906,11 +906,11 @@ async fn revoking_kills_the_whole_sign_in() {
 #[tokio::test]
 async fn expired_refresh_tokens_are_refused() {
     let cognito =
-        LocalCognito::start_with(Options::new().refresh_ttl(Duration::from_millis(400))).await;
+        LocalCognito::start_with(Options::new().refresh_ttl(Duration::from_millis(1500))).await;
     let rt = refresh_of(&cognito.sign_in("alice"));
     let next = get_tokens(&cognito, &rt).await;
     let successor = result(&next)["RefreshToken"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let r = get_tokens(&cognito, &successor).await;
     assert_eq!(
         r.body["__type"], "NotAuthorizedException",
@@ -1350,4 +1350,113 @@ async fn debug_output_shows_no_secrets() {
     assert!(!shown.contains(&refresh_of(&tokens)));
     assert!(shown.contains("<redacted>"));
     assert!(shown.contains(cognito.client_id()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary
+
+/// Kills the child it holds when dropped, so a failing test leaves no server behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_prints_exports_and_serves() {
+    use std::io::BufRead as _;
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_local-cognito"))
+            .env("LOCAL_COGNITO_PORT", "0")
+            .env("LOCAL_COGNITO_POOL_ID", "eu-central-1_Demo")
+            .env("LOCAL_COGNITO_CLIENT_ID", "demo")
+            .env("LOCAL_COGNITO_ACCESS_TTL_SECS", "600")
+            .env("LOCAL_COGNITO_ROTATION", "0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(8)
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let vars: std::collections::HashMap<&str, &str> = lines
+        .iter()
+        .map(|l| l.strip_prefix("export ").unwrap().split_once('=').unwrap())
+        .collect();
+    assert_eq!(vars.len(), 8, "{lines:?}");
+    assert_eq!(vars["COGNITO_USER_POOL_ID"], "eu-central-1_Demo");
+    assert_eq!(vars["COGNITO_CLIENT_ID"], "demo");
+    assert_eq!(vars["COGNITO_ALLOW_HTTP"], "1");
+    let domain = vars["COGNITO_DOMAIN"];
+    assert!(domain.starts_with("http://127.0.0.1:"), "{domain}");
+    assert_eq!(
+        vars["COGNITO_ISSUER"],
+        format!("{domain}/eu-central-1_Demo")
+    );
+    assert_eq!(
+        vars["COGNITO_TOKEN_ENDPOINT"],
+        format!("{domain}/oauth2/token")
+    );
+    assert_eq!(vars["COGNITO_IDP_ENDPOINT"], format!("{domain}/"));
+
+    let jwks = reply(http().get(vars["COGNITO_JWKS_URL"]).send().await.unwrap()).await;
+    assert_eq!(jwks.body["keys"].as_array().unwrap().len(), 2);
+    // Sign in through the hosted UI and refresh twice with the same token: rotation is off.
+    let url = format!(
+        "{domain}/oauth2/authorize?{}",
+        form_body(&[
+            ("response_type", "code"),
+            ("client_id", "demo"),
+            ("redirect_uri", REDIRECT),
+        ])
+    );
+    let r = reply(http().get(url).send().await.unwrap()).await;
+    let (_, params) = location_params(&r);
+    let code = param(&params, "code").unwrap();
+    let tokens = post_form(
+        vars["COGNITO_TOKEN_ENDPOINT"],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(tokens.body["expires_in"], 600, "{}", tokens.text);
+    let rt = tokens.body["refresh_token"].as_str().unwrap();
+    for _ in 0..2 {
+        let r = post_form(
+            vars["COGNITO_TOKEN_ENDPOINT"],
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "demo"),
+                ("refresh_token", rt),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.body.get("refresh_token").is_none());
+    }
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_local-cognito"))
+        .env("LOCAL_COGNITO_PORT", "0")
+        .env("LOCAL_COGNITO_GRACE_SECS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("LOCAL_COGNITO_GRACE_SECS"));
 }
