@@ -176,10 +176,13 @@ const CLEANUP_TYPES: &[Type] = &[Type::INT8];
 /// Server-held sessions in a PostgreSQL table, shared by every server using the same table and
 /// kept across restarts, with one refresh lock per session.
 ///
-/// The lock is a lease in the session's row with a fencing counter, taken and released by one
-/// statement each (see the [module docs](self) for why not a row or advisory lock). Create the
-/// table once with [`create_schema`](Self::create_schema) (or with your migrations, using the
-/// SQL shown there), and remove ended sessions now and then with
+/// The lock is a lease in the session's row (`lock_until`, on the server's clock) with a fencing
+/// counter (`fence`), taken and released by one statement each. Not `SELECT ... FOR UPDATE` and
+/// not an advisory lock: either would hold a pooled connection (and a row lock a transaction)
+/// open across the Cognito call, would outlive a dead holder until PostgreSQL notices its TCP
+/// connection is gone, and gives no fence to refuse the late write of a holder whose lease
+/// ended. Create the table once with [`create_schema`](Self::create_schema) (or with your
+/// migrations, using the SQL shown there), and remove ended sessions now and then with
 /// [`cleanup_expired`](Self::cleanup_expired).
 ///
 /// ```no_run
