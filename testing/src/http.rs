@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -70,6 +70,7 @@ pub(crate) async fn serve(
                 let service = TowerToHyperService::new(router.clone());
                 connections.spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -364,6 +365,7 @@ async fn logout(RawQuery(query): RawQuery) -> Response {
 // Token endpoint
 
 /// Client authentication failures carry whether the Basic scheme was tried (401 then).
+#[derive(Clone, Copy)]
 struct ClientAuthError {
     basic: bool,
 }
@@ -386,6 +388,7 @@ impl ClientAuthError {
     }
 }
 
+/// `raw` with `%XX` and `+` decoded as in a form value.
 fn percent_decoded(raw: &str) -> String {
     form_urlencoded::parse(format!("x={raw}").as_bytes())
         .next()
@@ -411,35 +414,29 @@ fn authenticate(
         let fail = ClientAuthError { basic: true };
         let decoded = STANDARD
             .decode(credentials)
-            .map_err(|_| ClientAuthError { basic: true })?;
-        let decoded = String::from_utf8(decoded).map_err(|_| ClientAuthError { basic: true })?;
-        let (raw_id, raw_secret) = decoded
-            .split_once(':')
-            .ok_or(ClientAuthError { basic: true })?;
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(fail)?;
+        let (raw_id, raw_secret) = decoded.split_once(':').ok_or(fail)?;
+        // RFC 6749 2.3.1 says url-encode both; many clients send them raw: accept both.
         let ids = [raw_id.to_owned(), percent_decoded(raw_id)];
         let secrets = [raw_secret.to_owned(), percent_decoded(raw_secret)];
-        let Some((id, client)) = ids
+        let (id, client) = ids
             .iter()
             .find_map(|id| st.clients.get(id).map(|c| (id.clone(), c)))
-        else {
-            return Err(fail);
-        };
+            .ok_or(fail)?;
         if form.get("client_id").is_some_and(|f| *f != id) {
             return Err(fail);
         }
-        let Some(expected) = &client.secret else {
-            return Err(fail);
-        };
+        let expected = client.secret.as_deref().ok_or(fail)?;
         if !secrets.iter().any(|s| same_secret(s, expected)) {
             return Err(fail);
         }
         return Ok(id);
     }
     let fail = ClientAuthError { basic: false };
-    let id = form
-        .get("client_id")
-        .ok_or(ClientAuthError { basic: false })?;
-    let client = st.clients.get(id).ok_or(ClientAuthError { basic: false })?;
+    let id = form.get("client_id").ok_or(fail)?;
+    let client = st.clients.get(id).ok_or(fail)?;
     match (&client.secret, form.get("client_secret")) {
         (None, _) => Ok(id.clone()),
         (Some(expected), Some(given)) if same_secret(given, expected) => Ok(id.clone()),
@@ -605,7 +602,6 @@ fn client_credentials(
     let iat = crate::state::now_secs();
     let claims = json!({
         "sub": client_id,
-        "token_type": "access",
         "token_use": "access",
         "scope": scope,
         "auth_time": iat,

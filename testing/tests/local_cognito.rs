@@ -1338,6 +1338,22 @@ async fn a_fixed_port_and_client_id() {
 }
 
 #[tokio::test]
+async fn the_handle_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<F: std::future::Future + Send>(_: &F) {}
+    let cognito = std::sync::Arc::new(LocalCognito::start().await);
+    send_sync(&*cognito);
+    send(&cognito.stop());
+    send(&cognito.start_again());
+    send(&cognito.wait_for_refreshes(0, Duration::ZERO));
+    send(&LocalCognito::start());
+    let rt = refresh_of(&cognito.sign_in("alice"));
+    let shared = std::sync::Arc::clone(&cognito);
+    let task = tokio::spawn(async move { get_tokens(&shared, &rt).await.status });
+    assert_eq!(task.await.unwrap(), 200);
+}
+
+#[tokio::test]
 async fn debug_output_shows_no_secrets() {
     let cognito = LocalCognito::start_with(Options::new().client_secret("hunter2hunter2")).await;
     let tokens = cognito.sign_in("alice");
