@@ -729,7 +729,8 @@ async fn idp(AxumState(inner): AxumState<Shared>, headers: HeaderMap, body: Byte
     }
 }
 
-fn authentication_result(tokens: &TokenSet) -> Response {
+/// `{"AuthenticationResult":{..}}`; `InitiateAuth` adds an empty `ChallengeParameters`.
+fn authentication_result(tokens: &TokenSet, initiate: bool) -> Response {
     let mut result = json!({
         "AccessToken": tokens.access_token,
         "ExpiresIn": tokens.expires_in,
@@ -741,7 +742,11 @@ fn authentication_result(tokens: &TokenSet) -> Response {
     if let Some(refresh) = &tokens.refresh_token {
         result["RefreshToken"] = json!(refresh);
     }
-    api_ok(&json!({ "AuthenticationResult": result, "ChallengeParameters": {} }))
+    let mut body = json!({ "AuthenticationResult": result });
+    if initiate {
+        body["ChallengeParameters"] = json!({});
+    }
+    api_ok(&body)
 }
 
 fn refresh_fail_response(fail: RefreshFail) -> Response {
@@ -813,7 +818,7 @@ fn get_tokens(st: &mut State, body: &Value) -> Response {
         return api_bad("InvalidParameterException", "RefreshToken is required");
     };
     match st.refresh(refresh_token, &client_id, true) {
-        Ok(tokens) => authentication_result(&tokens),
+        Ok(tokens) => authentication_result(&tokens, false),
         Err(fail) => refresh_fail_response(fail),
     }
 }
@@ -867,7 +872,7 @@ fn initiate_refresh(st: &mut State, body: &Value) -> Response {
         return api_bad("InvalidParameterException", "REFRESH_TOKEN is required");
     };
     match st.refresh(&refresh_token, &client_id, false) {
-        Ok(tokens) => authentication_result(&tokens),
+        Ok(tokens) => authentication_result(&tokens, true),
         Err(fail) => refresh_fail_response(fail),
     }
 }

@@ -77,7 +77,8 @@
 //! Differences from real Cognito, on purpose: `redirect_uri` (and `logout_uri`) may be any
 //! `http`/`https` URL on a loopback host (`127.0.0.1`/`127.x.y.z`, `localhost`, `[::1]`)
 //! instead of a configured list; scopes requested at `authorize` are not checked; there is no
-//! sign-in page. The server listens on loopback only.
+//! sign-in page; the JSON API does not insist on its `Content-Type`. The server listens on
+//! loopback only.
 //!
 //! The server speaks HTTP/1.1 and runs on the Tokio runtime that called
 //! [`LocalCognito::start`]; a current-thread test runtime is fine as long as the test awaits

@@ -622,6 +622,12 @@ async fn two_concurrent_refreshes_with_grace_zero_exactly_one_wins() {
     );
 
     // The winner's tokens: same sign-in, new token ids; its refresh token is the only one left.
+    assert_eq!(winner.headers["content-type"], "application/x-amz-json-1.1");
+    assert_eq!(
+        winner.body.as_object().unwrap().len(),
+        1,
+        "only AuthenticationResult"
+    );
     let r = result(&winner);
     assert_eq!(r["TokenType"], "Bearer");
     assert_eq!(r["ExpiresIn"], 3600);
@@ -793,6 +799,7 @@ async fn rotation_off_keeps_the_refresh_token() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(result(&r)["AccessToken"].is_string());
     assert!(result(&r).get("RefreshToken").is_none());
+    assert_eq!(r.body["ChallengeParameters"], json!({}));
 
     // Rotation on: InitiateAuth is refused, GetTokensFromRefreshToken rotates.
     cognito.set_rotation(true);
