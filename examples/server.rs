@@ -30,8 +30,7 @@
 //! SESSION_STORE=redis://127.0.0.1:6379 ... cargo run --example server --features redis
 //! ```
 
-use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,42 +49,15 @@ use tower_cognito::{
 };
 use tracing_subscriber::EnvFilter;
 
-/// Why the server could not start: one line naming the variable, and the exit code.
-struct StartError {
-    variable: &'static str,
-    message: String,
-    /// 2 for a missing or invalid variable, 1 for anything else (such as a store that is down).
-    code: u8,
-}
-
-impl StartError {
-    fn invalid(variable: &'static str, message: impl fmt::Display) -> Self {
-        Self {
-            variable,
-            message: message.to_string(),
-            code: 2,
-        }
-    }
-
-    fn failed(variable: &'static str, message: impl fmt::Display) -> Self {
-        Self {
-            variable,
-            message: message.to_string(),
-            code: 1,
-        }
-    }
-}
+mod common;
+use common::{
+    check_url, exit, flag, listen_addr, redact, required, shutdown_signal, var, StartError,
+    StoreSetting,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Settings
 // ---------------------------------------------------------------------------------------------
-
-enum StoreSetting {
-    None,
-    Memory,
-    Redis(String),
-    Postgres(String),
-}
 
 struct Settings {
     pool: UserPool,
@@ -96,20 +68,6 @@ struct Settings {
     allow_http: bool,
     store: StoreSetting,
     listen: SocketAddr,
-}
-
-/// The variable's value, trimmed; `None` when unset or empty.
-fn var(name: &'static str) -> Result<Option<String>, StartError> {
-    match std::env::var(name) {
-        Ok(value) if value.trim().is_empty() => Ok(None),
-        Ok(value) => Ok(Some(value.trim().to_owned())),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(StartError::invalid(name, "not valid UTF-8")),
-    }
-}
-
-fn required(name: &'static str, what: &str) -> Result<String, StartError> {
-    var(name)?.ok_or_else(|| StartError::invalid(name, format!("required: {what}")))
 }
 
 impl Settings {
@@ -153,50 +111,15 @@ impl Settings {
             }
         };
 
-        let allow_http = match var("COGNITO_ALLOW_HTTP")?.as_deref() {
-            None | Some("0" | "false") => false,
-            Some("1" | "true") => true,
-            Some(other) => {
-                return Err(StartError::invalid(
-                    "COGNITO_ALLOW_HTTP",
-                    format!("{other:?}: expected 1 or 0"),
-                ))
-            }
-        };
+        let allow_http = flag("COGNITO_ALLOW_HTTP")?;
         let jwks_url = var("COGNITO_JWKS_URL")?;
         let issuer = var("COGNITO_ISSUER")?;
         if let Some(issuer) = &issuer {
-            check_issuer(issuer, allow_http)?;
+            check_url("COGNITO_ISSUER", issuer, allow_http)?;
         }
 
-        let store = match var("SESSION_STORE")? {
-            None => StoreSetting::None,
-            Some(s) if s == "none" => StoreSetting::None,
-            Some(s) if s == "memory" => StoreSetting::Memory,
-            Some(s) if has_scheme(&s, &["redis", "rediss", "redis+unix"]) => StoreSetting::Redis(s),
-            Some(s) if has_scheme(&s, &["postgres", "postgresql"]) => StoreSetting::Postgres(s),
-            Some(s) => {
-                return Err(StartError::invalid(
-                    "SESSION_STORE",
-                    format!(
-                        "{:?}: expected none, memory, a redis:// URL or a postgres:// URL",
-                        redact(&s)
-                    ),
-                ))
-            }
-        };
-
-        let listen = var("LISTEN_ADDR")?.unwrap_or_else(|| "127.0.0.1:3000".into());
-        let listen = listen
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                StartError::invalid(
-                    "LISTEN_ADDR",
-                    format!("{listen:?}: expected host:port, such as 127.0.0.1:3000"),
-                )
-            })?;
+        let store = StoreSetting::from_env("none", true)?;
+        let listen = listen_addr()?;
 
         Ok(Self {
             pool,
@@ -225,48 +148,6 @@ impl Settings {
             config = config.issuer_override(issuer);
         }
         config
-    }
-}
-
-fn has_scheme(value: &str, schemes: &[&str]) -> bool {
-    value
-        .split_once("://")
-        .is_some_and(|(scheme, _)| schemes.contains(&scheme))
-}
-
-/// An issuer override must be `https`, or `http` on loopback with `COGNITO_ALLOW_HTTP=1`, like
-/// the JWKS URL (which the crate checks itself).
-fn check_issuer(issuer: &str, allow_http: bool) -> Result<(), StartError> {
-    let invalid = |why: &str| StartError::invalid("COGNITO_ISSUER", format!("{issuer:?}: {why}"));
-    let url = url::Url::parse(issuer).map_err(|e| invalid(&e.to_string()))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http && loopback => Ok(()),
-        "http" if allow_http => Err(invalid(
-            "plain http is allowed only to localhost or a loopback address",
-        )),
-        "http" => Err(invalid(
-            "plain http is refused; set COGNITO_ALLOW_HTTP=1 for a local emulator",
-        )),
-        other => Err(invalid(&format!("unsupported scheme {other:?}"))),
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        Ok(_) => value.to_owned(),
-        Err(_) => "(not a URL)".to_owned(),
     }
 }
 
@@ -483,42 +364,13 @@ async fn serve<C: Claims>(
         pool = %settings.pool,
         token_use = ?settings.token_use,
         clients = settings.client_ids.join(","),
-        session_store = match &settings.store {
-            StoreSetting::None => "none",
-            StoreSetting::Memory => "memory",
-            StoreSetting::Redis(_) => "redis",
-            StoreSetting::Postgres(_) => "postgres",
-        },
+        session_store = settings.store.name(),
         "listening on http://{addr}"
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartError::failed("LISTEN_ADDR", e))
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
 }
 
 async fn run() -> Result<(), StartError> {
@@ -539,11 +391,5 @@ async fn run() -> Result<(), StartError> {
 async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}: {}", error.variable, error.message);
-            ExitCode::from(error.code)
-        }
-    }
+    exit(run().await)
 }
