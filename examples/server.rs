@@ -50,9 +50,10 @@ use tower_cognito::{
 use tracing_subscriber::EnvFilter;
 
 mod common;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use common::redact;
 use common::{
-    check_url, exit, flag, listen_addr, redact, required, shutdown_signal, var, StartError,
-    StoreSetting,
+    check_url, exit, flag, listen_addr, required, shutdown_signal, var, StartError, StoreSetting,
 };
 
 // ---------------------------------------------------------------------------------------------
