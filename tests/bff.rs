@@ -769,3 +769,123 @@ async fn a_store_dump_holds_no_usable_token() {
         assert!(!text.contains(&access[..40]));
     }
 }
+
+/// A server on loopback that answers every request with `status` and a body of `size` bytes
+/// (chunked when `chunked`, so no length warns the client beforehand).
+async fn huge_answer_server(size: usize, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = socket.read(&mut buf).await;
+                let body = format!(
+                    "{{\"AuthenticationResult\":{{\"AccessToken\":\"{}\"}}}}",
+                    "a".repeat(size)
+                );
+                let head = if chunked {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                } else {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len())
+                };
+                let _ = socket.write_all(head.as_bytes()).await;
+                if chunked {
+                    for piece in body.as_bytes().chunks(4096) {
+                        let frame = format!("{:x}\r\n", piece.len());
+                        let _ = socket.write_all(frame.as_bytes()).await;
+                        let _ = socket.write_all(piece).await;
+                        let _ = socket.write_all(b"\r\n").await;
+                    }
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                } else {
+                    let _ = socket.write_all(body.as_bytes()).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn oversized_answers_from_cognito_are_refused_and_nothing_is_stored() {
+    use tower_cognito::refresh::{Secret, TokenError};
+    for chunked in [false, true] {
+        let url = huge_answer_server(1024 * 1024, chunked).await;
+        let client = TokenClient::builder("client")
+            .idp_endpoint(&url)
+            .domain(url.trim_end_matches('/'))
+            .allow_http_on_loopback(true)
+            .build()
+            .unwrap();
+        let refreshed = client.refresh(&Secret::new("rt"), None).await;
+        assert!(
+            matches!(refreshed, Err(TokenError::Unavailable(_))),
+            "{refreshed:?}"
+        );
+        let exchanged = client
+            .exchange_code("code", &Secret::new("v"), REDIRECT)
+            .await;
+        assert!(
+            matches!(exchanged, Err(TokenError::Unavailable(_))),
+            "{exchanged:?}"
+        );
+        // A small answer of the same server is fine: the cap, not the server, refused it.
+        let small = huge_answer_server(100, chunked).await;
+        let client = TokenClient::builder("client")
+            .idp_endpoint(&small)
+            .allow_http_on_loopback(true)
+            .build()
+            .unwrap();
+        let tokens = client.refresh(&Secret::new("rt"), None).await.unwrap();
+        assert_eq!(tokens.access_token.expose().len(), 100);
+        assert!(
+            tokens.refresh_token.is_none(),
+            "none came back: keep the old one"
+        );
+    }
+
+    // Through the BFF: the code exchange meets the huge answer; the sign-in is refused with
+    // 503 and no session is stored.
+    let rig = Rig::start().await;
+    let huge = huge_answer_server(1024 * 1024, true).await;
+    let client = TokenClient::builder(rig.cognito.client_id())
+        .domain(rig.cognito.origin())
+        .token_endpoint(format!("{huge}oauth2/token"))
+        .idp_endpoint(rig.cognito.idp_url())
+        .allow_http_on_loopback(true)
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryRefreshStore::new(10));
+    let id_verifier: Verifier<IdClaims> =
+        Verifier::new(config(&rig.cognito, TokenUse::Id)).unwrap();
+    let bff = Bff::builder(client, store.clone(), keys(), id_verifier, REDIRECT)
+        .insecure_cookies_on_loopback(true)
+        .build()
+        .unwrap();
+    let (callback, _, _) = login_flow(&bff, |url| url).await;
+    assert_eq!(callback.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn cognito_unreachable_is_unavailable_not_a_sign_out() {
+    use tower_cognito::refresh::{Secret, TokenError};
+    // A port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = TokenClient::builder("client")
+        .idp_endpoint(format!("http://127.0.0.1:{port}/"))
+        .allow_http_on_loopback(true)
+        .build()
+        .unwrap();
+    let error = client.refresh(&Secret::new("rt"), None).await.unwrap_err();
+    assert!(
+        matches!(error, TokenError::Unavailable(_))
+            && error.is_retryable()
+            && !error.needs_sign_in()
+    );
+}
