@@ -17,6 +17,29 @@
 //!                           │             └─ store.lock ── Busy ─► re-load ─► B: the same token
 //! ```
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tower_cognito::refresh::{Bff, MemoryRefreshStore, SealingKeys, TokenClient};
+//! use tower_cognito::{ClientIds, CognitoConfig, IdClaims, TokenUse, UserPool, Verifier};
+//!
+//! let pool = UserPool::parse("eu-west-1_AbCdEf123")?;
+//! let client_id = "4p1d8k3k9q2e5s7t0u6v1w3x4y";
+//! let cognito = TokenClient::builder(client_id)
+//!     .region(pool.region())
+//!     .domain("myapp.auth.eu-west-1.amazoncognito.com")
+//!     .build()?;
+//! let id_tokens: Verifier<IdClaims> =
+//!     Verifier::new(CognitoConfig::new(pool, TokenUse::Id, ClientIds::one(client_id)))?;
+//! // Several servers: RedisRefreshStore::connect(url) or PostgresRefreshStore::connect(url).
+//! let store = Arc::new(MemoryRefreshStore::new(100_000));
+//! let keys = SealingKeys::from_base64("2026-12", &std::env::var("SESSION_KEY")?)?;
+//! let bff = Bff::builder(cognito, store, keys, id_tokens, "https://app.example.com/auth/callback")
+//!     .build()?;
+//! let app: axum::Router = axum::Router::new().nest_service("/auth", bff);
+//! # Ok(()) }
+//! ```
+//!
 //! # Routes (default prefix `/auth`)
 //!
 //! - `GET /auth/login[?return_to=/path]`: redirects to the hosted UI's `/oauth2/authorize`

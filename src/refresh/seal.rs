@@ -25,7 +25,7 @@ const FORMAT: u8 = 1;
 /// use tower_cognito::refresh::SealingKeys;
 ///
 /// let keys = SealingKeys::from_base64("2026-12", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?
-///     .with_old_key_base64("2026-06", "HxwdHh8aGxgZFhcUFRITEBEODwwNCgsICQYHBAUCAwABAA==")?;
+///     .with_old_key_base64("2026-06", "Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA=")?;
 /// # Ok::<(), tower_cognito::ConfigError>(())
 /// ```
 pub struct SealingKeys {
