@@ -42,6 +42,9 @@ use tower_cognito::{
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
+#[cfg(feature = "refresh")]
+mod refresh_race;
+
 const POOL_ID: &str = "eu-west-1_DemoPool1";
 const CLIENT_ID: &str = "4p1d8k3k9q2e5s7t0u6v1w3x4y";
 const SUB: &str = "7d8ca528-4931-4254-9273-ea5ee853f271";
@@ -913,13 +916,23 @@ async fn run() -> Result<bool, BoxError> {
         rows: Vec::new(),
     };
     play(&mut demo).await;
-    let all_pass = demo.print();
+    let mut all_pass = demo.print();
     let passed = demo.rows.iter().filter(|r| r.pass).count();
     println!(
         "{passed}/{} scenarios as expected; {} JWKS fetch(es) in all; {:.1} s.",
         demo.rows.len(),
         issuer.fetches(),
         started.elapsed().as_secs_f64()
+    );
+    println!();
+    #[cfg(feature = "refresh")]
+    {
+        all_pass &= refresh_race::play().await?;
+    }
+    #[cfg(not(feature = "refresh"))]
+    println!(
+        "The refresh side of the race (two tabs, rotation on, grace 0) needs the `refresh` feature: \
+         cargo run --example demo --features refresh"
     );
     Ok(all_pass)
 }
