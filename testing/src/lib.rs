@@ -85,6 +85,12 @@
 //! its requests rather than blocking. Timings (grace period, code and refresh-token lifetimes)
 //! use real time, not Tokio's (possibly paused) clock.
 //!
+//! # Driving a backend-for-frontend
+//!
+//! [`Browser`] is a cookie jar in front of any tower service (the app, in-process), which
+//! follows a sign-in through this server's hosted UI over real HTTP: tests of a
+//! backend-for-frontend need no real browser.
+//!
 //! # The `local-cognito` binary
 //!
 //! `cargo run -p tower-cognito-testing --bin local-cognito` starts one on `127.0.0.1:9229`
@@ -99,9 +105,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod browser;
 mod http;
 mod keys;
 mod state;
+
+pub use browser::{Browser, Page};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
