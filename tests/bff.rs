@@ -362,6 +362,43 @@ async fn reused_with_a_newer_token_stored_elsewhere_is_recovered() {
     assert_eq!((counts.refresh_ok, counts.reused), (1, 1), "{counts:?}");
 }
 
+/// A holder whose Cognito call outlives its lease but reached Cognito first: the second
+/// instance takes over the lease, its own refresh (same refresh token) is refused as reused,
+/// and it answers the first holder's tokens, saved meanwhile. Nobody is signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_outliving_its_lease_still_saves_and_the_taker_uses_it() {
+    let rig = Rig::start().await;
+    let store: Arc<dyn RefreshStore> = Arc::new(MemoryRefreshStore::new(100));
+    let short = |store| {
+        rig.builder(store)
+            .lock_lease(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let (slow, taker) = (short(store.clone()), short(store));
+    let session = sign_in(&slow).await;
+    rig.age_tokens();
+    rig.cognito.reset_counts();
+    // Every refresh waits 1 s at Cognito: the first holder's lease (300 ms) ends meanwhile.
+    rig.cognito.set_refresh_delay(Duration::from_secs(1));
+    let first = {
+        let session = session.clone();
+        tokio::spawn(async move { token(&slow, &session).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = token(&taker, &session).await;
+    let first = first.await.unwrap();
+    rig.cognito.set_refresh_delay(Duration::ZERO);
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.json());
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.json());
+    assert_eq!(access_token(&first), access_token(&second));
+    let counts = rig.cognito.counts();
+    assert_eq!((counts.refresh_ok, counts.reused), (1, 1), "{counts:?}");
+    // And the session goes on with the saved refresh token.
+    rig.age_tokens();
+    assert_eq!(token(&taker, &session).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn a_dead_refresh_token_ends_the_session_cleanly() {
     let rig = Rig::start().await;

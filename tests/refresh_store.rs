@@ -85,7 +85,7 @@ async fn lock(store: &Store, id: &str, lease: Duration, t: i64) -> LockOutcome {
 /// `lock`, which must be acquired: the fence and the record.
 async fn acquire(store: &Store, id: &str, lease: Duration, t: i64) -> (u64, SessionRecord) {
     match lock(store, id, lease, t).await {
-        LockOutcome::Acquired { fence, record } => (fence, record),
+        LockOutcome::Acquired { fence, record, .. } => (fence, record),
         other => panic!("lock({id}) should be acquired, got {other:?}"),
     }
 }
@@ -100,7 +100,7 @@ async fn acquire_when_free(
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         match lock(store, id, lease, t).await {
-            LockOutcome::Acquired { fence, record } => return (fence, record),
+            LockOutcome::Acquired { fence, record, .. } => return (fence, record),
             LockOutcome::Busy => {}
             other => panic!("lock({id}) while waiting for the lease: {other:?}"),
         }
@@ -232,9 +232,11 @@ mod checks {
         assert!(next > fence);
     }
 
-    /// A holder whose lease ended while another took the lock cannot save: neither before
-    /// nor after the newer holder saved, and the newer record stays as it was.
-    pub async fn late_write_is_fenced(store: Store) {
+    /// A holder whose lease ended while another took the lock may still save what it got from
+    /// Cognito until the newer holder saves (with rotation, the first to reach Cognito holds the
+    /// one live refresh token), without freeing the newer holder's lock; once the newer holder
+    /// saved, the late write is fenced and the newer record stays as it was.
+    pub async fn late_write_is_fenced_once_a_newer_holder_saved(store: Store) {
         let (t, id) = (now(), id());
         let original = record(0, t, b"original");
         create(&store, &id, &original, t).await;
@@ -244,12 +246,17 @@ mod checks {
         assert_eq!(stored, original);
 
         let late = SessionRecord::new(dead, t + 3600, t + 300, b"late".to_vec());
-        assert_eq!(save(&store, &id, &late, dead, t).await, SaveOutcome::Fenced);
-        assert_eq!(load(&store, &id, t).await, Some(original));
+        assert_eq!(save(&store, &id, &late, dead, t).await, SaveOutcome::Saved);
+        assert_eq!(load(&store, &id, t).await, Some(late.clone()));
         assert_eq!(
             lock(&store, &id, LONG, t).await,
             Busy,
-            "the late save freed nothing"
+            "the late save did not free the newer holder's lock"
+        );
+        assert_eq!(
+            save(&store, &id, &late, dead, t).await,
+            SaveOutcome::Fenced,
+            "a fence saves once"
         );
 
         let newer = SessionRecord::new(alive, t + 3600, t + 600, b"newer".to_vec());
@@ -268,6 +275,50 @@ mod checks {
             SaveOutcome::Fenced
         );
         assert_eq!(load(&store, &id, t).await, Some(newer));
+    }
+
+    /// `took_over` says whether an earlier holder's lease ended without a save or an unlock.
+    pub async fn lock_says_when_it_took_over_an_ended_lease(store: Store) {
+        let took_over = |outcome: LockOutcome| match outcome {
+            LockOutcome::Acquired { took_over, .. } => took_over,
+            other => panic!("not acquired: {other:?}"),
+        };
+        let (t, id) = (now(), id());
+        create(&store, &id, &record(0, t, b"sealed"), t).await;
+        assert!(
+            !took_over(lock(&store, &id, SHORT, t).await),
+            "a fresh session"
+        );
+        // That holder vanishes: the next lock takes over its ended lease.
+        let (fence, _) = acquire_when_free(&store, &id, LONG, t).await;
+        let (t2, id2) = (now(), super::id());
+        create(&store, &id2, &record(0, t2, b"sealed"), t2).await;
+        let (first, _) = acquire(&store, &id2, SHORT, t2).await;
+        let mut next = lock(&store, &id2, SHORT, t2).await;
+        while next == Busy {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            next = lock(&store, &id2, SHORT, t2).await;
+        }
+        assert!(took_over(next), "after fence {first} ended unreleased");
+        // After an unlock or a save, the next lock takes over nothing.
+        unlock(&store, &id, fence).await;
+        let (fence, _) = match lock(&store, &id, LONG, t).await {
+            LockOutcome::Acquired {
+                fence,
+                record,
+                took_over,
+            } => {
+                assert!(!took_over, "after an unlock");
+                (fence, record)
+            }
+            other => panic!("not acquired: {other:?}"),
+        };
+        let saved = record(fence, t, b"saved");
+        assert_eq!(
+            save(&store, &id, &saved, fence, t).await,
+            SaveOutcome::Saved
+        );
+        assert!(!took_over(lock(&store, &id, LONG, t).await), "after a save");
     }
 
     /// A save after sign-out (or after the session ended) is `Missing` and brings nothing back.
@@ -435,7 +486,8 @@ macro_rules! suite {
             lock_acquired_then_busy,
             lock_after_lease_ends,
             save_with_current_fence,
-            late_write_is_fenced,
+            late_write_is_fenced_once_a_newer_holder_saved,
+            lock_says_when_it_took_over_an_ended_lease,
             save_after_delete_is_missing,
             unlock_needs_the_holders_fence,
             lock_of_missing_or_expired,

@@ -16,9 +16,11 @@
 //!  record fresh now? ─yes─► unlock, answer it
 //!   │ no
 //!   ▼
-//!  Cognito refresh ─ok──────────► save (only if our fence is still the newest) ─► answer
+//!  Cognito refresh ─ok──────────► save (unless a newer fence saved first) ─► answer
 //!   │ reused / invalid ─► re-load: a newer refresh token stored by another server? use it
-//!   │                     (answer it if fresh, else one more round); none: the session ends
+//!   │                     (answer it if fresh, else one more round); when we took over an
+//!   │                     ended lease, wait up to a lease for that holder's save first;
+//!   │                     none: the session ends
 //!   │ unavailable ─────► unlock, 503, the session kept
 //! ```
 
@@ -99,6 +101,13 @@ pub(crate) struct Coordinator {
     pub(crate) store_timeout: Duration,
     pub(crate) coordination: Coordination,
     local: LocalLocks,
+}
+
+/// What [`Coordinator::newer_than`] found.
+enum Newer {
+    Record(SessionRecord),
+    None,
+    Gone,
 }
 
 /// Why a step failed; every one of them is a 503 with the session kept. Logged through `Debug`.
@@ -258,42 +267,62 @@ impl Coordinator {
                         Some(_) => continue,
                     }
                 }
-                LockOutcome::Acquired { fence, record } => {
+                LockOutcome::Acquired {
+                    fence,
+                    record,
+                    took_over,
+                } => {
                     if self.fresh(&record, now) {
                         self.timed(self.store.unlock(id, fence)).await?;
                         return self.answer(id, &record);
                     }
-                    match self.refresh_holding(id, fence, &record).await {
+                    let error = match self.refresh_holding(id, fence, &record).await {
                         Ok(Some(outcome)) => return Ok(outcome),
-                        // Fenced: a newer holder saved (or is saving); look again.
+                        // Fenced: a newer holder saved; look again.
                         Ok(None) => continue,
-                        Err(Failed::Cognito(error)) if error.needs_sign_in() => {
-                            // Spent or dead refresh token. Another server may have stored a
-                            // newer one (its lease overlapped ours): use it, once.
-                            let now = self.now();
-                            let reloaded = self.timed(self.store.load(id, now)).await?;
-                            match reloaded {
-                                Some(newer) if newer.version != record.version => {
-                                    if self.fresh(&newer, now) {
-                                        return self.answer(id, &newer);
-                                    }
-                                    if recovered_once {
-                                        return self.end(id, &error).await;
-                                    }
-                                    recovered_once = true;
-                                    continue;
-                                }
-                                Some(_) => return self.end(id, &error).await,
-                                None => return Ok(Outcome::SignIn),
-                            }
-                        }
+                        Err(Failed::Cognito(error)) if error.needs_sign_in() => error,
                         Err(other) => {
                             // Unavailable: free the lock at once so the next request may try.
                             let _ = self.timed(self.store.unlock(id, fence)).await;
                             return Err(other);
                         }
+                    };
+                    // Spent or dead refresh token. Another holder may have stored a newer one:
+                    // one whose lease overlapped ours, or (when we took over an ended lease)
+                    // one still waiting on Cognito that may save within a lease. Use it, once.
+                    let wait = if took_over {
+                        self.lease
+                    } else {
+                        Duration::ZERO
+                    };
+                    let newer = self.newer_than(id, record.version, wait).await;
+                    let _ = self.timed(self.store.unlock(id, fence)).await;
+                    match newer? {
+                        Newer::Record(newer) if self.fresh(&newer, self.now()) => {
+                            return self.answer(id, &newer)
+                        }
+                        Newer::Record(_) if !recovered_once => {
+                            recovered_once = true;
+                            continue;
+                        }
+                        Newer::Record(_) | Newer::None => return self.end(id, &error).await,
+                        Newer::Gone => return Ok(Outcome::SignIn),
                     }
                 }
+            }
+        }
+    }
+
+    /// The session's record once its version differs from `version`, looking again every poll
+    /// interval for up to `wait` (once when `wait` is zero).
+    async fn newer_than(&self, id: &str, version: u64, wait: Duration) -> Result<Newer, Failed> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.timed(self.store.load(id, self.now())).await? {
+                None => return Ok(Newer::Gone),
+                Some(record) if record.version != version => return Ok(Newer::Record(record)),
+                Some(_) if tokio::time::Instant::now() >= deadline => return Ok(Newer::None),
+                Some(_) => tokio::time::sleep(self.poll).await,
             }
         }
     }

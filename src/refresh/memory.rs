@@ -100,11 +100,16 @@ impl RefreshStore for MemoryRefreshStore {
         if matches!(slot.lock, Some((_, until)) if until > at) {
             return ready(Ok(LockOutcome::Busy));
         }
-        slot.fence += 1;
-        slot.lock = Some((slot.fence, at + lease));
+        let Some(fence) = slot.fence.checked_add(1) else {
+            return ready(Err(StoreError::from_kind(StoreErrorKind::Corrupt)));
+        };
+        let took_over = slot.lock.is_some();
+        slot.fence = fence;
+        slot.lock = Some((fence, at + lease));
         ready(Ok(LockOutcome::Acquired {
-            fence: slot.fence,
+            fence,
             record: slot.record.clone(),
+            took_over,
         }))
     }
 
@@ -119,11 +124,13 @@ impl RefreshStore for MemoryRefreshStore {
         let Some(slot) = slots.get_mut(id).filter(|s| s.record.expires_at > now) else {
             return ready(Ok(SaveOutcome::Missing));
         };
-        if slot.fence != fence {
+        if slot.record.version >= fence {
             return ready(Ok(SaveOutcome::Fenced));
         }
         slot.record = record.clone();
-        slot.lock = None;
+        if matches!(slot.lock, Some((held, _)) if held == fence) {
+            slot.lock = None;
+        }
         ready(Ok(SaveOutcome::Saved))
     }
 

@@ -22,8 +22,9 @@
 //! [`lock`](RefreshStore::lock) is one `UPDATE` of the session's row: if the session is live and
 //! `lock_until` is NULL or past (on the server's `clock_timestamp()`, so servers with skewed
 //! clocks agree), it increments `fence`, sets `lock_until` to the end of the lease and returns
-//! the record. [`save`](RefreshStore::save) is one `UPDATE` guarded by `fence = $fence`, which
-//! also clears `lock_until`. Each is a single statement in its own implicit transaction; a CTE
+//! the record. [`save`](RefreshStore::save) is one `UPDATE` guarded by `version < $fence` (no
+//! save under this or a newer fence came first), which also clears `lock_until` when the lease
+//! is the caller's. Each is a single statement in its own implicit transaction; a CTE
 //! in the same statement tells "busy" from "missing" (and "fenced" from "missing"), so every
 //! operation is one round trip and no transaction stays open between them.
 //!
@@ -108,8 +109,10 @@ ON CONFLICT (id) DO UPDATE SET
 const CREATE_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8, Type::BYTEA];
 
 /// `$1` id, `$2` now, `$3` the lease in microseconds. One row always: the new fence and the
-/// record when the lock was taken (NULLs otherwise), and whether the session is live (in the
-/// statement's snapshot), which tells busy from missing.
+/// record when the lock was taken (NULLs otherwise), whether the session is live (in the
+/// statement's snapshot), which tells busy from missing, and whether an earlier holder's lease
+/// had ended without a save or an unlock (its `lock_until` was still set; the subquery reads
+/// the statement's snapshot, the row before this update).
 ///
 /// Two lockers at once: the second `UPDATE` waits for the first's row lock (held for the few
 /// microseconds of that statement only), then re-reads the row, finds the new lease running and
@@ -121,10 +124,12 @@ WITH locked AS (
         lock_until = clock_timestamp() + $3 * interval '1 microsecond'
     WHERE id = $1 AND expires_at > $2
       AND (lock_until IS NULL OR lock_until <= clock_timestamp())
-    RETURNING fence, version, expires_at, access_expires_at, sealed
+    RETURNING fence, version, expires_at, access_expires_at, sealed,
+        (SELECT o.lock_until IS NOT NULL FROM {table} AS o WHERE o.id = $1) AS took_over
 )
 SELECT l.fence, l.version, l.expires_at, l.access_expires_at, l.sealed,
-       EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND expires_at > $2) AS live
+       EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND expires_at > $2) AS live,
+       l.took_over
 FROM (VALUES (1)) AS one (x) LEFT JOIN locked AS l ON true";
 
 const LOCK_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT8];
@@ -133,14 +138,17 @@ const LOCK_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT8];
 /// sealed. Answers whether the record was saved and whether the session is live (in the
 /// statement's snapshot): not saved but live is fenced.
 ///
-/// A lock taken meanwhile makes the `UPDATE` wait, re-read the row and find another fence: not
+/// Saved only while no save under this or a newer fence came first (`version < $3`); the lease
+/// is released only when it is this fence's (`fence = $3`: the newest fence holds the lock). A
+/// save made meanwhile makes the `UPDATE` wait, re-read the row and find the newer version: not
 /// saved, live: fenced. A session deleted meanwhile also answers fenced rather than missing;
 /// either way nothing was saved and the caller's tokens are not the session's.
 const SAVE_SQL: &str = "\
 WITH saved AS (
     UPDATE {table}
-    SET version = $4, expires_at = $5, access_expires_at = $6, sealed = $7, lock_until = NULL
-    WHERE id = $1 AND expires_at > $2 AND fence = $3
+    SET version = $4, expires_at = $5, access_expires_at = $6, sealed = $7,
+        lock_until = CASE WHEN fence = $3 THEN NULL ELSE lock_until END
+    WHERE id = $1 AND expires_at > $2 AND version < $3
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM saved) AS saved,
@@ -440,6 +448,7 @@ impl PostgresRefreshStore {
             Some(fence) => Ok(LockOutcome::Acquired {
                 fence: from_bigint(fence)?,
                 record: read_record(&row, 1)?,
+                took_over: row.try_get::<_, Option<bool>>(6).map_err(corrupt)? == Some(true),
             }),
             None if live => Ok(LockOutcome::Busy),
             None => Ok(LockOutcome::Missing),

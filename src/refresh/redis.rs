@@ -92,8 +92,10 @@ if not (version and exp and access and fence) or version < 0 or fence < 0 then r
 "#;
 
 /// `lock`. KEYS: record, lock. ARGV: now, lease (ms). Answers 0 missing (or expired), 1 busy,
-/// -1 corrupt, or `{fence, version, expires_at, access_expires_at, sealed}` when acquired (the
-/// new fence, then the record as stored).
+/// -1 corrupt, or `{fence, version, expires_at, access_expires_at, sealed, took_over}` when
+/// acquired (the new fence, the record as stored, and 1 when an earlier holder's lease ended
+/// without a save or an unlock: the record's `holder` field, set here and cleared by those,
+/// was still set).
 const LUA_LOCK: &str = r#"
 if exp <= tonumber(ARGV[1]) then return 0 end
 if fence >= 9007199254740991 then return -1 end
@@ -102,19 +104,23 @@ if type(held) == 'table' then return -1 end
 if held then return 1 end
 local issued = string.format('%d', fence + 1)
 if not redis.call('SET', KEYS[2], issued, 'NX', 'PX', ARGV[2]) then return 1 end
-redis.call('HSET', KEYS[1], 'fence', issued)
-return {issued, f[1], f[2], f[3], f[4]}
+local took_over = 0
+if redis.call('HEXISTS', KEYS[1], 'holder') == 1 then took_over = 1 end
+redis.call('HSET', KEYS[1], 'fence', issued, 'holder', issued)
+return {issued, f[1], f[2], f[3], f[4], took_over}
 "#;
 
 /// `save`. KEYS: record, lock. ARGV: now, fence, version, expires_at, access_expires_at, sealed.
-/// Answers 0 missing (or expired), 1 saved, 2 fenced, -1 corrupt. The fence is compared as the
-/// stored string: both sides are in Rust's decimal form.
+/// Answers 0 missing (or expired), 1 saved, 2 fenced (a save under this or a newer fence came
+/// first), -1 corrupt. The lock, and the `holder` mark, are released only when they are this
+/// fence's.
 const LUA_SAVE: &str = r#"
 if exp <= tonumber(ARGV[1]) then return 0 end
-if f[5] ~= ARGV[2] then return 2 end
+if version >= tonumber(ARGV[2]) then return 2 end
 redis.call('HSET', KEYS[1], 'version', ARGV[3], 'expires_at', ARGV[4],
   'access_expires_at', ARGV[5], 'sealed', ARGV[6])
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[2] then redis.call('HDEL', KEYS[1], 'holder') end
 if redis.pcall('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 "#;
@@ -129,9 +135,13 @@ redis.call('EXPIREAT', KEYS[1], ARGV[2])
 return 0
 "#;
 
-/// `unlock`. KEYS: lock. ARGV: fence. Deletes the lock only if it holds `fence`.
+/// `unlock`. KEYS: record, lock. ARGV: fence. Deletes the lock (and the `holder` mark) only if
+/// it holds `fence`.
 const LUA_UNLOCK: &str = r#"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  if redis.pcall('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('HDEL', KEYS[1], 'holder') end
+end
 return 0
 "#;
 
@@ -165,8 +175,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 ///
 /// The lock is a lease with a fencing token: [`lock`](RefreshStore::lock) is one Lua script that
 /// checks the session, sets the lock key with `NX PX lease` and issues the next fence;
-/// [`save`](RefreshStore::save) is one script that stores the record only while its fence is
-/// still the newest, and releases the lock. A holder that dies blocks its session for at most
+/// [`save`](RefreshStore::save) is one script that stores the record unless a holder under a
+/// newer fence saved first, and releases the lock if it is the caller's. A holder that dies blocks its session for at most
 /// the lease (Redis expires the lock key), and one that comes back late is refused.
 ///
 /// Each session is a hash at `{prefix}{<id>}` (fields `version`, `expires_at`,
@@ -302,7 +312,16 @@ impl RedisRefreshStore {
                 let mut fields = fields.into_iter();
                 let fence = parse_u64(fields.next().as_ref())?;
                 let record = parse_record(&mut fields)?;
-                Ok(LockOutcome::Acquired { fence, record })
+                let took_over = match fields.next() {
+                    Some(Value::Int(0)) => false,
+                    Some(Value::Int(1)) => true,
+                    other => return Err(unexpected(&other.unwrap_or(Value::Nil))),
+                };
+                Ok(LockOutcome::Acquired {
+                    fence,
+                    record,
+                    took_over,
+                })
             }
             other => Err(unexpected(&other)),
         }
@@ -315,7 +334,7 @@ impl RedisRefreshStore {
         fence: u64,
         now: i64,
     ) -> Result<SaveOutcome, StoreError> {
-        check_exact(&[now])?;
+        check_exact(&[now, i64::try_from(fence).unwrap_or(i64::MAX)])?;
         check_record(record)?;
         let (record_key, lock_key) = self.keys(id);
         let answer: Value = SCRIPTS
@@ -340,9 +359,10 @@ impl RedisRefreshStore {
     }
 
     async fn unlock_record(&self, id: &str, fence: u64) -> Result<(), StoreError> {
-        let (_, lock_key) = self.keys(id);
+        let (record_key, lock_key) = self.keys(id);
         let answer: Value = SCRIPTS
             .unlock
+            .key(record_key)
             .key(lock_key)
             .arg(fence.to_string())
             .invoke_async(&mut self.conn.clone())

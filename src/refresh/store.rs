@@ -59,6 +59,9 @@ pub enum LockOutcome {
         fence: u64,
         /// The session as stored now.
         record: SessionRecord,
+        /// Whether an earlier holder's lease ended without a save or an unlock: that holder may
+        /// still be alive (paused, or waiting on Cognito) and may still save.
+        took_over: bool,
     },
     /// Another holder's lease has not ended.
     Busy,
@@ -72,8 +75,8 @@ pub enum LockOutcome {
 pub enum SaveOutcome {
     /// Saved, and the lock released.
     Saved,
-    /// Not saved: a newer fence was issued since (the lease ended and another holder took the
-    /// lock). The caller's tokens are not the session's any more.
+    /// Not saved: a holder under a newer fence (or this fence) already saved. The caller's
+    /// tokens are not the session's any more.
     Fenced,
     /// Not saved: the session is gone (signed out meanwhile). It is not brought back.
     Missing,
@@ -89,8 +92,15 @@ pub enum SaveOutcome {
 /// 1. [`lock`](Self::lock) takes the lock if it is free or its lease has ended, issues a fence
 ///    greater than every earlier one, and answers the record as stored, in one atomic step;
 /// 2. the holder refreshes at Cognito;
-/// 3. [`save`](Self::save) stores the new record only if no newer fence was issued meanwhile,
-///    and releases the lock, again in one atomic step.
+/// 3. [`save`](Self::save) stores the new record only if no holder under a newer fence saved
+///    meanwhile, and releases the lock if it is still the caller's, again in one atomic step.
+///
+/// Why "no newer save" rather than "no newer fence": with rotation, whoever reached Cognito
+/// first holds the one live refresh token. A holder whose lease ended while it waited on Cognito
+/// and that got tokens must still be able to store them as long as the newer holder has not
+/// saved (the newer holder's own refresh, made with the same spent token, then fails as reused,
+/// finds the saved record and uses it). Once a newer holder saved, an older one's write is
+/// refused: it cannot overwrite newer tokens.
 ///
 /// Leases run on the store's own clock (Redis `PX`, PostgreSQL's `clock_timestamp()`, this
 /// process's monotonic clock for memory), so servers with skewed clocks still agree on them.
@@ -114,8 +124,9 @@ pub trait RefreshStore: fmt::Debug + Send + Sync + 'static {
     /// Takes the refresh lock of `id` for `lease`, if no other holder's lease is running.
     fn lock<'a>(&'a self, id: &'a str, lease: Duration, now: i64) -> StoreFuture<'a, LockOutcome>;
 
-    /// Saves `record` (whose `version` the caller sets to `fence`) if `fence` is still the newest
-    /// fence issued for `id`, and releases the lock.
+    /// Saves `record` (whose `version` the caller sets to `fence`) if the stored record's
+    /// version is below `fence` (no holder under this or a newer fence saved), and releases the
+    /// lock if it is held under `fence`.
     fn save<'a>(
         &'a self,
         id: &'a str,
