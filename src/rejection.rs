@@ -17,7 +17,14 @@ pub trait OnRejection<B>: Clone + Send + Sync + 'static {
     fn on_rejection(&self, error: &AuthError) -> Response<B>;
 }
 
-/// The default rejection: the error's status and an empty body.
+/// The default rejection: the error's status, an empty body, and the marker header
+/// `cognito-auth-reason: <reason>`, whose value is [`AuthError::reason`] (such as
+/// `superseded`, `revoked`, `expired`, `missing_token` or `store_unavailable`).
+///
+/// The marker is a stable contract: clients read it instead of the English
+/// `error_description` to tell "refresh and retry" (`superseded`, `expired`) from "sign in
+/// again". tower-cognito-client retries once on a 401 marked `superseded`, `revoked` or
+/// `expired`. A custom [`OnRejection`] should set the same header to keep that working.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
@@ -25,6 +32,8 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
     fn on_rejection(&self, error: &AuthError) -> Response<B> {
         let mut response = Response::new(B::default());
         *response.status_mut() = error.status();
+        let reason = http::HeaderValue::from_static(error.reason());
+        response.headers_mut().insert("cognito-auth-reason", reason);
         response
     }
 }
