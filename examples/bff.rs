@@ -22,6 +22,8 @@
 //! | `BFF_REFRESH_MARGIN_SECS` | `60` (`5` with `LOCAL_COGNITO=1`) | refresh when the access token expires within this |
 //! | `LOCAL_COGNITO` | `0` | `1` starts a local Cognito (rotation on, grace 0) in this process and fills every unset `COGNITO_*` variable from it |
 //! | `LOCAL_COGNITO_ACCESS_TTL_SECS` | `30` | with `LOCAL_COGNITO=1`: the access tokens' lifetime, short so refreshes come quickly |
+//! | `LOCAL_COGNITO_REFRESH_DELAY_MS` | `0` | with `LOCAL_COGNITO=1`: every refresh waits this long before the local Cognito answers, like a real Cognito's latency, so refreshes that start together overlap (the browser test uses 200) |
+//! | `BFF_UNCOORDINATED_FOR_TESTS` | `0` | **test-only, never in production**: `1` turns the one-refresh-per-session coordination off (every stale request refreshes on its own), so the browser test can show the race it removes; a loud warning is logged at start |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -49,7 +51,9 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_cognito::refresh::{Bff, MemoryRefreshStore, RefreshStore, SealingKeys, TokenClient};
+use tower_cognito::refresh::{
+    Bff, BffBuilder, MemoryRefreshStore, RefreshStore, SealingKeys, TokenClient,
+};
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
 use tower_cognito::{
     AccessClaims, ClientIds, CognitoAuthLayer, CognitoConfig, IdClaims, TokenUse, UserPool,
@@ -327,8 +331,18 @@ async fn me(verified: Verified) -> Json<Value> {
 /// Starts a local Cognito and answers the `COGNITO_*` defaults it implies.
 async fn local_cognito() -> Result<(LocalCognito, HashMap<&'static str, String>), StartError> {
     let ttl = common::seconds("LOCAL_COGNITO_ACCESS_TTL_SECS", 30)?;
+    let delay = match common::var("LOCAL_COGNITO_REFRESH_DELAY_MS")? {
+        None => 0,
+        Some(value) => value.parse().map_err(|_| {
+            StartError::invalid(
+                "LOCAL_COGNITO_REFRESH_DELAY_MS",
+                format!("{value:?}: expected a whole number of milliseconds"),
+            )
+        })?,
+    };
     let cognito =
         LocalCognito::start_with(Options::new().access_ttl(Duration::from_secs(ttl))).await;
+    cognito.set_refresh_delay(Duration::from_millis(delay));
     let defaults = HashMap::from([
         ("COGNITO_USER_POOL_ID", cognito.pool_id().to_owned()),
         ("COGNITO_CLIENT_ID", cognito.client_id().to_owned()),
@@ -338,8 +352,21 @@ async fn local_cognito() -> Result<(LocalCognito, HashMap<&'static str, String>)
         ("COGNITO_ISSUER", cognito.issuer()),
         ("COGNITO_ALLOW_HTTP", "1".to_owned()),
     ]);
-    tracing::info!(origin = %cognito.origin(), access_ttl_secs = ttl, "local Cognito started (rotation on, grace 0)");
+    tracing::info!(origin = %cognito.origin(), access_ttl_secs = ttl, refresh_delay_ms = delay, "local Cognito started (rotation on, grace 0)");
     Ok((cognito, defaults))
+}
+
+/// `BFF_UNCOORDINATED_FOR_TESTS=1`: the naive flow, for the browser test's control only. Two
+/// tabs refreshing together then lose one of them to `RefreshTokenReuseException`.
+fn uncoordinated(builder: BffBuilder) -> BffBuilder {
+    let banner = "!".repeat(78);
+    tracing::warn!("{banner}");
+    tracing::warn!(
+        "BFF_UNCOORDINATED_FOR_TESTS=1: refresh coordination is OFF. Concurrent refreshes of one \
+         session race at Cognito and sign users out. TEST-ONLY: never set this in production."
+    );
+    tracing::warn!("{banner}");
+    builder.uncoordinated_for_tests()
 }
 
 async fn run() -> Result<(), StartError> {
@@ -364,7 +391,7 @@ async fn run() -> Result<(), StartError> {
     .map_err(config_error)?;
     let redirect = url::Url::parse(&settings.redirect_url)
         .map_err(|e| StartError::invalid("REDIRECT_URL", e))?;
-    let bff = Bff::builder(
+    let mut builder = Bff::builder(
         client,
         sessions,
         settings.keys,
@@ -373,9 +400,13 @@ async fn run() -> Result<(), StartError> {
     )
     .revoke_in(api.clone())
     .refresh_margin(settings.margin)
-    .insecure_cookies_on_loopback(settings.allow_http && is_loopback(&redirect))
-    .build()
-    .map_err(|e| StartError::invalid("REDIRECT_URL", e))?;
+    .insecure_cookies_on_loopback(settings.allow_http && is_loopback(&redirect));
+    if common::flag("BFF_UNCOORDINATED_FOR_TESTS")? {
+        builder = uncoordinated(builder);
+    }
+    let bff = builder
+        .build()
+        .map_err(|e| StartError::invalid("REDIRECT_URL", e))?;
 
     let mut app = Router::new()
         .route("/api/me", get(me))
