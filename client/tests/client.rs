@@ -24,8 +24,8 @@ use tower_cognito::{
 };
 use tower_cognito_client::{
     AuthReason, AuthorizeError, BearerAuthLayer, ClientCredentialsSource, FileTokenStore, Secret,
-    SourceErrorKind, StoreError, StoreErrorKind, StoredTokens, TokenClient, TokenSource,
-    TokenStore, AUTH_REASON_HEADER,
+    SourceErrorKind, StoreError, StoreErrorKind, StoreFuture, StoreLock, StoredTokens, TokenClient,
+    TokenSource, TokenStore, AUTH_REASON_HEADER,
 };
 use tower_cognito_testing::{decode_claims, LocalCognito};
 
@@ -559,6 +559,18 @@ async fn cognito_unreachable_is_retryable_and_keeps_the_tokens() {
             cognito.start_again().await;
         }
     }
+    // Nothing shows a token: not the source, not the error.
+    let error = {
+        cognito.set_unavailable(Some(500));
+        let error = source.access_token().await.unwrap_err();
+        cognito.set_unavailable(None);
+        error
+    };
+    let shown = format!("{source:?} {error:?} {error} {expiring:?}");
+    for secret in [expiring.access_token().expose(), &sign_in.refresh_token] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+
     // The kept refresh token still works once Cognito is back.
     let token = source.access_token().await.unwrap();
     assert_ne!(&token, expiring.access_token());
@@ -579,6 +591,35 @@ async fn an_expired_refresh_token_requires_a_sign_in() {
     assert_eq!(cognito.counts().invalid, 1);
 }
 
+/// A file store that says when it was read.
+#[derive(Debug)]
+struct Signalling {
+    inner: FileTokenStore,
+    loaded: Arc<tokio::sync::Notify>,
+}
+
+impl TokenStore for Signalling {
+    fn load(&self) -> StoreFuture<'_, Option<StoredTokens>> {
+        Box::pin(async move {
+            let tokens = self.inner.load().await;
+            self.loaded.notify_one();
+            tokens
+        })
+    }
+
+    fn save<'a>(&'a self, tokens: &'a StoredTokens) -> StoreFuture<'a, ()> {
+        self.inner.save(tokens)
+    }
+
+    fn clear(&self) -> StoreFuture<'_, ()> {
+        self.inner.clear()
+    }
+
+    fn lock(&self) -> StoreFuture<'_, StoreLock> {
+        self.inner.lock()
+    }
+}
+
 #[tokio::test]
 async fn a_reused_refresh_token_is_recovered_from_the_store_once() {
     let cognito = LocalCognito::start().await;
@@ -588,18 +629,23 @@ async fn a_reused_refresh_token_is_recovered_from_the_store_once() {
     let store = FileTokenStore::new(&path);
     let expiring = sign_in.expiring(&cognito);
     store.save(&expiring).await.unwrap();
+    let loaded = Arc::new(tokio::sync::Notify::new());
     let source = TokenSource::builder(token_client(&cognito))
-        .store(store.clone())
+        .store(Signalling {
+            inner: store.clone(),
+            loaded: Arc::clone(&loaded),
+        })
         .build();
 
-    // While our refresh waits at Cognito, a program that ignores the lock spends the same
-    // refresh token and writes its successor (with a stale access token) to the file.
+    // Once our refresh has read the store (under the lock) and while it waits at Cognito, a
+    // program that ignores the lock spends the same refresh token and writes its successor
+    // (with a stale access token) to the file.
     cognito.set_refresh_delay(Duration::from_millis(300));
     let refreshing = tokio::spawn({
         let source = source.clone();
         async move { source.access_token().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    loaded.notified().await;
     let theirs = cognito
         .spend_refresh_token(&sign_in.refresh_token)
         .expect("the other program's refresh");
@@ -716,4 +762,17 @@ async fn client_credentials_are_cached_and_fetched_once() {
     let error = wrong.access_token().await.unwrap_err();
     assert_eq!(error.kind(), SourceErrorKind::Rejected, "{error}");
     assert!(!format!("{error:?}").contains("m2m-secret"));
+}
+
+#[tokio::test]
+async fn a_lock_held_too_long_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let holder = FileTokenStore::new(&path);
+    let held = holder.lock().await.unwrap();
+    let waiter = FileTokenStore::new(&path).lock_timeout(Duration::from_millis(50));
+    let error = waiter.lock().await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::LockTimeout, "{error}");
+    drop(held);
+    waiter.lock().await.expect("free again");
 }
