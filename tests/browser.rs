@@ -310,12 +310,19 @@ impl Tabs {
                 .await,
             );
         }
-        let fired: Vec<f64> = after.iter().filter_map(|p| p.fired_at).collect();
-        let skew = fired.iter().cloned().fold(f64::MIN, f64::max)
-            - fired.iter().cloned().fold(f64::MAX, f64::min);
+        let skew = match (after[0].fired_at, after[1].fired_at) {
+            (Some(a), Some(b)) => (a - b).abs(),
+            _ => unreachable!("both fired"),
+        };
         println!(
             "round {round}: both tabs fetched at {at} (+{} ms after iat {iat}), {skew} ms apart",
             at - iat * 1000
+        );
+        // Well inside the local Cognito's refresh delay: the second request always arrives
+        // while the first is still at Cognito.
+        assert!(
+            skew < (REFRESH_DELAY_MS / 2) as f64,
+            "round {round}: the tabs' timers fired {skew} ms apart, not at one instant"
         );
         let [a, b]: [Page; 2] = after
             .try_into()
@@ -368,11 +375,7 @@ impl Tabs {
             .unwrap_or_else(|| panic!("no session cookie under /auth: {cookies:?}"));
         assert_eq!(session.http_only(), Some(true), "{session:?}");
         assert_eq!(session.path(), Some("/auth"), "{session:?}");
-        let visible = visible.as_str().unwrap_or("?").to_owned();
-        assert!(
-            visible.is_empty() && !visible.contains(session.value()),
-            "document.cookie under /auth shows {visible:?}"
-        );
+        assert_eq!(visible, json!(""), "document.cookie under /auth");
         wd("close tab 3", client.close_window()).await;
         wd(
             "back to tab 1",
