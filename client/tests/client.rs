@@ -776,3 +776,28 @@ async fn a_lock_held_too_long_is_a_clear_error() {
     drop(held);
     waiter.lock().await.expect("free again");
 }
+
+#[tokio::test]
+async fn without_rotation_the_old_refresh_token_is_kept() {
+    let cognito =
+        LocalCognito::start_with(tower_cognito_testing::Options::new().rotation(false)).await;
+    let sign_in = SignIn::new(&cognito);
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileTokenStore::new(dir.path().join("tokens.json"));
+    let source = TokenSource::builder(token_client(&cognito))
+        .store(store.clone())
+        .tokens(sign_in.expiring(&cognito))
+        .build();
+    let first = source.access_token().await.unwrap();
+    let second = source.force_refresh().await.unwrap();
+    assert_ne!(first, second);
+    let counts = cognito.counts();
+    assert_eq!((counts.refreshes, counts.refresh_ok), (2, 2), "{counts:?}");
+    let stored = store.load().await.unwrap().unwrap();
+    assert_eq!(stored.access_token(), &second);
+    assert_eq!(
+        stored.refresh_token().map(Secret::expose),
+        Some(sign_in.refresh_token.as_str()),
+        "no refresh token came back: the old one is kept"
+    );
+}
