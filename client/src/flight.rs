@@ -56,6 +56,25 @@ impl<T: Clone + Send + 'static> Flight<T> {
         result
     }
 
+    /// Forgets the value under the gate (callers waiting meanwhile learn that a sign-in is
+    /// needed), then runs `f` with what was held.
+    pub(crate) async fn clear<Fut>(
+        &self,
+        f: impl FnOnce(Option<T>) -> Fut,
+    ) -> Result<(), SourceError>
+    where
+        Fut: Future<Output = Result<(), SourceError>>,
+    {
+        let _gate = self.gate.lock().await;
+        let held = {
+            let mut slot = self.slot();
+            slot.attempts += 1;
+            slot.last_error = Some(SourceError::new(SourceErrorKind::SignInRequired));
+            slot.value.take()
+        };
+        f(held).await
+    }
+
     fn record(&self, result: &Result<T, SourceError>) {
         let mut slot = self.slot();
         slot.attempts += 1;

@@ -208,6 +208,31 @@ impl TokenSource {
             .map(|_| ())
     }
 
+    /// Signs out: forgets the tokens, removes them from the store (a corrupt file too), and
+    /// revokes the refresh token at Cognito (`RevokeToken`), which also refuses the access
+    /// tokens it issued at Cognito's own APIs. The local tokens are gone whatever the answer;
+    /// an error means Cognito may still honour the refresh token until it expires.
+    pub async fn sign_out(&self) -> Result<(), SourceError> {
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .flight
+            .clear(|held| async move {
+                let mut refresh_token = held.and_then(|t| t.refresh_token().cloned());
+                if let Some(store) = &inner.store {
+                    let _lock = store.lock().await?;
+                    if let Ok(Some(stored)) = store.load().await {
+                        refresh_token = stored.refresh_token().cloned().or(refresh_token);
+                    }
+                    store.clear().await?;
+                }
+                if let Some(refresh_token) = refresh_token {
+                    inner.client.revoke(&refresh_token).await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn get(
         &self,
         usable: impl Fn(&StoredTokens) -> bool,

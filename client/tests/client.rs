@@ -801,3 +801,29 @@ async fn without_rotation_the_old_refresh_token_is_kept() {
         "no refresh token came back: the old one is kept"
     );
 }
+
+#[tokio::test]
+async fn sign_out_forgets_removes_and_revokes() {
+    let cognito = LocalCognito::start().await;
+    let sign_in = SignIn::new(&cognito);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let store = FileTokenStore::new(&path);
+    store.save(&sign_in.expiring(&cognito)).await.unwrap();
+    let source = TokenSource::builder(token_client(&cognito))
+        .store(store)
+        .build();
+    source.access_token().await.unwrap();
+    let refreshed = FileTokenStore::new(&path).load().await.unwrap().unwrap();
+    let refresh_token = refreshed.refresh_token().unwrap().expose().to_owned();
+
+    source.sign_out().await.unwrap();
+    assert!(!path.exists(), "the file is removed");
+    assert_eq!(cognito.counts().revocations, 1);
+    assert!(
+        cognito.spend_refresh_token(&refresh_token).is_none(),
+        "Cognito refuses the revoked refresh token"
+    );
+    let error = source.access_token().await.unwrap_err();
+    assert_eq!(error.kind(), SourceErrorKind::SignInRequired, "{error}");
+}
