@@ -7,7 +7,7 @@
 //!
 //! | piece | what it does |
 //! | --- | --- |
-//! | [`TokenClient`] | Cognito's token calls: hosted-UI sign-in (PKCE), `GetTokensFromRefreshToken` (rotation), `refresh_token` and `client_credentials` grants, `RevokeToken` |
+//! | [`TokenClient`] | Cognito's token calls: hosted-UI sign-in (PKCE), `GetTokensFromRefreshToken` (rotation), `InitiateAuth` `REFRESH_TOKEN_AUTH` (no rotation), `refresh_token` and `client_credentials` grants, `RevokeToken` |
 //! | [`TokenSource`] | one sign-in's tokens: an access token valid for a margin, ONE refresh for all concurrent callers, rotation kept |
 //! | [`TokenStore`], [`FileTokenStore`] | the tokens between runs, shared by processes: atomic 0600 file, OS file lock around refresh |
 //! | [`ClientCredentialsSource`] | an M2M token for a set of scopes, cached and refreshed before expiry, single-flight |

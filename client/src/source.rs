@@ -7,8 +7,9 @@
 //! - Concurrent callers share ONE refresh: never two refreshes with the same refresh token
 //!   from one source. With a [`TokenStore`], never two across processes either (see
 //!   [`store`](crate::TokenStore) for the flow).
-//! - Rotation: refreshes use `GetTokensFromRefreshToken` (or the `/oauth2/token` grant), keep
-//!   the new refresh token when one comes back and the old one when none does.
+//! - Rotation: refreshes use `GetTokensFromRefreshToken` (or the `/oauth2/token` grant, or,
+//!   for app clients without rotation, `InitiateAuth` `REFRESH_TOKEN_AUTH`), keep the new
+//!   refresh token when one comes back and the old one when none does.
 //! - Errors say what to do ([`SourceErrorKind`]): retry later (Cognito unavailable; the tokens
 //!   are kept) or sign in again.
 
@@ -50,8 +51,19 @@ struct Inner {
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
     device_key: Option<String>,
-    oauth_grant: bool,
+    method: RefreshMethod,
     flight: Arc<Flight<StoredTokens>>,
+}
+
+/// Which Cognito call refreshes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RefreshMethod {
+    /// `GetTokensFromRefreshToken` (the default).
+    GetTokens,
+    /// The `/oauth2/token` `refresh_token` grant.
+    OAuthGrant,
+    /// `InitiateAuth` with `REFRESH_TOKEN_AUTH`, and the username for `SECRET_HASH`.
+    InitiateAuth { username: Option<String> },
 }
 
 impl fmt::Debug for TokenSource {
@@ -73,7 +85,7 @@ pub struct TokenSourceBuilder {
     store: Option<Arc<dyn TokenStore>>,
     margin: Duration,
     device_key: Option<String>,
-    oauth_grant: bool,
+    method: RefreshMethod,
 }
 
 impl fmt::Debug for TokenSourceBuilder {
@@ -122,8 +134,25 @@ impl TokenSourceBuilder {
 
     /// Refresh with the `/oauth2/token` `refresh_token` grant instead of
     /// `GetTokensFromRefreshToken` (the default, the call AWS documents for rotation).
+    /// `false` goes back to the default. The last refresh-method setting wins.
     pub fn oauth_refresh_grant(mut self, on: bool) -> Self {
-        self.oauth_grant = on;
+        self.method = if on {
+            RefreshMethod::OAuthGrant
+        } else {
+            RefreshMethod::GetTokens
+        };
+        self
+    }
+
+    /// Refresh with `InitiateAuth` `REFRESH_TOKEN_AUTH`
+    /// ([`TokenClient::refresh_initiate_auth`]) instead of `GetTokensFromRefreshToken`: for app
+    /// clients WITHOUT rotation only (rotating clients refuse this flow). `username` is needed
+    /// when the app client has a secret (the access token's `username` claim; see
+    /// [`TokenClient::refresh_initiate_auth`]). The last refresh-method setting wins.
+    pub fn initiate_auth_refresh(mut self, username: Option<&str>) -> Self {
+        self.method = RefreshMethod::InitiateAuth {
+            username: username.map(str::to_owned),
+        };
         self
     }
 
@@ -135,7 +164,7 @@ impl TokenSourceBuilder {
                 store: self.store,
                 margin: self.margin,
                 device_key: self.device_key,
-                oauth_grant: self.oauth_grant,
+                method: self.method,
                 flight: Arc::new(Flight::new(self.tokens)),
             }),
         }
@@ -151,7 +180,7 @@ impl TokenSource {
             store: None,
             margin: DEFAULT_MARGIN,
             device_key: None,
-            oauth_grant: false,
+            method: RefreshMethod::GetTokens,
         }
     }
 
@@ -253,12 +282,15 @@ impl Inner {
     /// One refresh at Cognito with `base`'s refresh token.
     async fn call(&self, base: &StoredTokens) -> Result<StoredTokens, TokenError> {
         let refresh_token = base.refresh_token().ok_or(TokenError::Invalid)?;
-        let answer = if self.oauth_grant {
-            self.client.refresh_oauth(refresh_token).await
-        } else {
-            self.client
-                .refresh(refresh_token, self.device_key.as_deref())
-                .await
+        let device_key = self.device_key.as_deref();
+        let answer = match &self.method {
+            RefreshMethod::GetTokens => self.client.refresh(refresh_token, device_key).await,
+            RefreshMethod::OAuthGrant => self.client.refresh_oauth(refresh_token).await,
+            RefreshMethod::InitiateAuth { username } => {
+                self.client
+                    .refresh_initiate_auth(refresh_token, username.as_deref(), device_key)
+                    .await
+            }
         };
         match &answer {
             Ok(tokens) => tracing::debug!(

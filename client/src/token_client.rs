@@ -5,6 +5,7 @@
 //!   and `client_credentials`.
 //! - Cognito's JSON API (`cognito-idp.{region}.amazonaws.com`), written here because it is small
 //!   and Cognito-only: `GetTokensFromRefreshToken` (the call that completes refresh-token
+//!   rotation), `InitiateAuth` with `REFRESH_TOKEN_AUTH` (the refresh of app clients without
 //!   rotation) and `RevokeToken`.
 //!
 //! Every call goes through one `reqwest` client built once, with connect and total timeouts and
@@ -21,6 +22,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
     BasicTokenIntrospectionResponse, BasicTokenType,
@@ -651,6 +654,54 @@ impl TokenClient {
         json_tokens(&answer)
     }
 
+    /// Refreshes with `InitiateAuth` and `AuthFlow: REFRESH_TOKEN_AUTH`, the refresh of app
+    /// clients WITHOUT refresh-token rotation (and the one emulators such as moto and
+    /// cognito-local implement).
+    ///
+    /// - No new refresh token comes back: the one sent stays valid, keep it
+    ///   ([`Tokens::refresh_token`] is `None`).
+    /// - App clients with rotation on refuse this flow: use [`refresh`](Self::refresh)
+    ///   (`GetTokensFromRefreshToken`) for them.
+    /// - `username`: when the app client has a secret, Cognito wants a `SECRET_HASH`,
+    ///   base64(HMAC-SHA256(client secret, username + client id)), and for this flow the
+    ///   username is the user's Cognito username (the access token's `username` claim), which
+    ///   in pools that sign in by email or phone is the user's `sub`, NOT the email typed at
+    ///   sign-in. Without a secret it is not needed and not sent. A client with a secret and no
+    ///   `username` gives [`TokenError::Rejected`] before any call.
+    /// - `device_key`: the remembered device's key (`DEVICE_KEY`), when there is one.
+    ///
+    /// Errors as for [`refresh`](Self::refresh): an expired, revoked or unknown refresh token
+    /// (and a wrong `SECRET_HASH`, which Cognito reports the same way) is
+    /// [`TokenError::Invalid`].
+    pub async fn refresh_initiate_auth(
+        &self,
+        refresh_token: &Secret,
+        username: Option<&str>,
+        device_key: Option<&str>,
+    ) -> Result<Tokens, TokenError> {
+        let mut parameters = json!({ "REFRESH_TOKEN": refresh_token.expose() });
+        if let Some(secret) = &self.inner.client_secret {
+            let username = username.ok_or_else(|| {
+                TokenError::Rejected(Cause::new(
+                    "REFRESH_TOKEN_AUTH with a client secret needs the username \
+                     (the access token's `username` claim) for SECRET_HASH",
+                ))
+            })?;
+            parameters["SECRET_HASH"] =
+                Value::from(secret_hash(secret, username, &self.inner.client_id).expose());
+        }
+        if let Some(device) = device_key {
+            parameters["DEVICE_KEY"] = Value::from(device);
+        }
+        let body = json!({
+            "AuthFlow": "REFRESH_TOKEN_AUTH",
+            "ClientId": self.inner.client_id,
+            "AuthParameters": parameters,
+        });
+        let answer = self.json_api("InitiateAuth", &body).await?;
+        json_tokens(&answer)
+    }
+
     /// Revokes a refresh token and the access and id tokens it issued (`RevokeToken`). Cognito
     /// then refuses them for its own APIs; JWT verifiers still accept the access tokens until
     /// they expire, unless a session window revokes the session too.
@@ -778,6 +829,16 @@ fn json_api_error(status: u16, name: Option<&str>) -> TokenError {
     }
 }
 
+/// Cognito's `SECRET_HASH`: base64(HMAC-SHA256(key = client secret, username + client id)).
+fn secret_hash(client_secret: &Secret, username: &str, client_id: &str) -> Secret {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, client_secret.expose().as_bytes());
+    let mut context = hmac::Context::with_key(&key);
+    context.update(username.as_bytes());
+    context.update(client_id.as_bytes());
+    Secret::new(STANDARD.encode(context.sign().as_ref()))
+}
+
 /// `AuthenticationResult` of a JSON API answer.
 fn json_tokens(answer: &Value) -> Result<Tokens, TokenError> {
     #[derive(Deserialize)]
@@ -853,6 +914,33 @@ mod tests {
             json_api_error(400, Some("ResourceNotFoundException")),
             TokenError::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn secret_hash_is_hmac_sha256_of_username_and_client_id() {
+        // base64(HMAC-SHA256(key "secret", "alice" + "client")), computed with Python's hmac.
+        assert_eq!(
+            secret_hash(&Secret::new("secret"), "alice", "client").expose(),
+            "RTsve+FQ659UKyESgvLg9GYmZEL+QjzQsW/OjL77/b0="
+        );
+    }
+
+    #[tokio::test]
+    async fn initiate_auth_refresh_with_a_secret_needs_the_username() {
+        let client = TokenClient::builder("client")
+            .idp_endpoint("http://127.0.0.1:9/")
+            .allow_http_on_loopback(true)
+            .client_secret("secret")
+            .build()
+            .unwrap();
+        let error = client
+            .refresh_initiate_auth(&Secret::new("refresh"), None, None)
+            .await
+            .unwrap_err();
+        match error {
+            TokenError::Rejected(cause) => assert!(cause.what().contains("username"), "{cause}"),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
     }
 
     #[test]
