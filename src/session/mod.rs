@@ -40,6 +40,8 @@
 //! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
 //! | `PostgresStore` | `postgres` | one statement with a row lock | yes | yes |
 
+mod gate;
+mod key;
 mod memory;
 mod window;
 
@@ -55,6 +57,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use gate::SessionGate;
+use key::KeyFn;
+pub use key::SessionKeyParts;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -196,40 +201,6 @@ impl StdError for StoreError {
     }
 }
 
-/// What a session key function sees of a verified token.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct SessionKeyParts<'a> {
-    /// `sub`.
-    pub sub: Option<&'a str>,
-    /// `client_id` (access tokens) or `aud` (id tokens).
-    pub client: Option<&'a str>,
-    /// `origin_jti`.
-    pub origin_jti: Option<&'a str>,
-    /// `device_key`.
-    pub device_key: Option<&'a str>,
-    /// `token_use`.
-    pub token_use: &'a str,
-}
-
-impl SessionKeyParts<'_> {
-    /// The default key: `o:{origin_jti}`, else `s:{sub}:{client}[:{device_key}]`; `None` when the
-    /// token has neither (then it is refused as lacking a required claim).
-    pub fn default_key(&self) -> Option<String> {
-        if let Some(origin) = self.origin_jti.filter(|o| !o.is_empty()) {
-            return Some(format!("o:{origin}"));
-        }
-        let sub = self.sub.filter(|s| !s.is_empty())?;
-        let client = self.client.unwrap_or("");
-        Some(match self.device_key {
-            Some(device) => format!("s:{sub}:{client}:{device}"),
-            None => format!("s:{sub}:{client}"),
-        })
-    }
-}
-
-type KeyFn = Arc<dyn Fn(&SessionKeyParts<'_>) -> Option<String> + Send + Sync>;
-
 /// How the verifier uses a session store.
 ///
 /// ```
@@ -308,29 +279,6 @@ impl SessionConfig {
     /// The window limits in force.
     pub fn limits(&self) -> WindowLimits {
         self.limits
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
-        if !(1..=MAX_WINDOW).contains(&self.limits.size) {
-            return Err(crate::ConfigError::InvalidSetting {
-                setting: "session window",
-                reason: "must be between 1 and 8",
-            });
-        }
-        if self.limits.ttl_secs < 1 || self.timeout.is_zero() {
-            return Err(crate::ConfigError::InvalidSetting {
-                setting: "session ttl or timeout",
-                reason: "must be greater than zero",
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn key(&self, parts: &SessionKeyParts<'_>) -> Option<String> {
-        match &self.key_fn {
-            Some(f) => f(parts),
-            None => parts.default_key(),
-        }
     }
 }
 

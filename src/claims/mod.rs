@@ -6,8 +6,14 @@
 //! trigger's, say) are read with [`Verified::claim`](crate::Verified::claim) or
 //! [`Verified::claims_json`](crate::Verified::claims_json).
 
+mod one_pass;
+mod registered;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+
+pub(crate) use one_pass::Payload;
+pub(crate) use registered::Registered;
 
 /// The claims of a Cognito access token (`token_use: "access"`).
 ///

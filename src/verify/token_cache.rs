@@ -20,7 +20,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 use nohash_hasher::BuildNoHashHasher;
 
-use crate::verifier::Verified;
+use super::Verified;
 
 /// How many bytes of the end of a token its cache key hashes: 48 bytes of signature.
 const HASHED_TAIL: usize = 64;
@@ -28,7 +28,7 @@ const HASHED_TAIL: usize = 64;
 /// The cache of verified tokens.
 pub(crate) struct TokenCache<C> {
     /// Keyed by [`TokenCache::key`], already a keyed hash: moka uses it as it is.
-    /// The value is the `Verified` itself (one `Arc`, with its provenance): a hit hands it to
+    /// The value is the `Verified` itself (one `Arc`, with its validity): a hit hands it to
     /// the request as it is.
     entries: Cache<u64, Verified<C>, BuildNoHashHasher<u64>>,
     hasher: ahash::RandomState,
@@ -38,7 +38,7 @@ struct UntilExpiry;
 
 impl<C> Expiry<u64, Verified<C>> for UntilExpiry {
     fn expire_after_create(&self, _: &u64, verified: &Verified<C>, _: Instant) -> Option<Duration> {
-        Some(verified.provenance().ttl)
+        Some(verified.validity().ttl)
     }
 }
 

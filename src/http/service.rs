@@ -9,12 +9,12 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use crate::bearer::{check_token, find_token};
+use super::bearer::{check_token, find_token};
+use super::future::ResponseFuture;
+use super::rejection::{reject, DefaultRejection, OnRejection};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
-use crate::future::ResponseFuture;
-use crate::rejection::{reject, DefaultRejection, OnRejection};
-use crate::verifier::Verifier;
+use crate::verify::{Lookup, Verifier};
 
 /// The token `find_token` found at `offset`, read again from the request that the verifying
 /// future owns, as text; `None` when it is not UTF-8 (and so, as [`check_token`] finds, no
@@ -98,37 +98,29 @@ where
             }
         };
         let offset = found.offset;
-        // The verified-token cache is consulted once, here. Looked up by bytes: a hit equals a
-        // token that verified, so it needs no UTF-8 check, and no `b64token` check either.
-        let cached = self.verifier.cached(found.token);
-        if cached.is_none() {
-            if let Err(error) = check_token(found.token) {
-                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
-            }
-        }
-        // A hit with no session window is the whole answer: no `await`, no boxed future.
-        let cached = match cached {
-            Some((verified, _)) if self.verifier.hit_is_final() => {
+        // Asked once, by bytes: a token verified before needs no UTF-8 check.
+        let pending = match self.verifier.lookup(found.token) {
+            // The whole answer: no `await`, no boxed future.
+            Lookup::Ready(verified) => {
                 request.extensions_mut().insert(verified);
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            cached => cached,
+            Lookup::Pending(pending) => pending,
         };
+        // One `b64token`, or 400 (a token verified before always is one).
+        if let Err(error) = check_token(found.token) {
+            return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+        }
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
-            let result = match cached {
-                Some((verified, now)) => verifier.finish_hit(verified, now).await,
-                None => {
-                    // Borrowed from the request the future owns: no copy of the header.
-                    let token = token_at(request.headers(), offset).unwrap_or_default();
-                    verifier.verify_miss(token).await
-                }
-            };
-            match result {
+            // Borrowed from the request the future owns: no copy of the header.
+            let headers = request.headers();
+            let token = move || token_at(headers, offset).unwrap_or_default();
+            match verifier.finish(pending, token).await {
                 Ok(verified) => {
                     request.extensions_mut().insert(verified);
                     Ok(inner.call(request))

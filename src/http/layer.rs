@@ -2,10 +2,10 @@
 
 use tower_layer::Layer;
 
+use super::rejection::DefaultRejection;
+use super::service::CognitoAuth;
 use crate::claims::AccessClaims;
-use crate::rejection::DefaultRejection;
-use crate::service::CognitoAuth;
-use crate::verifier::Verifier;
+use crate::verify::Verifier;
 
 /// A tower [`Layer`] that lets through only requests with a valid Cognito token, and puts the
 /// verified claims ([`Verified<C>`](crate::Verified)) into the request extensions.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{validate_rule, ConfigError};
 use crate::error::{AuthError, Forbidden};
-use crate::token::Str;
+use crate::jws::Str;
 
 type Check<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 

@@ -1,100 +1,75 @@
-//! The parts of a compact JWS and the JSON the verifier reads from them, borrowed from the
-//! decoded bytes wherever JSON allows (a string with escapes is the only copy).
+//! The one-pass parse of an access token's payload: the registered claims and the rest of
+//! [`AccessClaims`] at once, so that the JSON is parsed once rather than twice.
+//!
+//! An optimisation only: [`Payload`] falls back to two passes whenever this one refuses.
 
-use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
-use std::mem::MaybeUninit;
-use std::ops::Deref;
+use std::any::{Any, TypeId};
 
-use base64_simd::{AsOut as _, URL_SAFE_NO_PAD};
-use serde::de::{IgnoredAny, Visitor};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::claims::AccessClaims;
-use crate::error::{AuthError, InvalidToken};
+use super::{AccessClaims, Registered};
+use crate::error::InvalidToken;
+use crate::jws::{parse_object, Str};
 
-/// A JSON string, borrowed from the input unless it holds escapes.
-///
-/// serde's own `Cow<str>` borrows only as a struct field of its own with `#[serde(borrow)]`:
-/// inside an `Option` or a `Vec` it always copies.
-pub(crate) struct Str<'a>(Cow<'a, str>);
-
-impl Deref for Str<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
+/// A decoded payload: the registered claims to check, and what the claims type is read from.
+pub(crate) struct Payload<'a> {
+    /// What steps 5 to 9 and the session key read.
+    pub(crate) registered: Registered<'a>,
+    /// Left over by the one-pass parse, when it ran and accepted the payload.
+    rest: Option<AccessRest<'a>>,
+    json: &'a [u8],
 }
 
-impl From<Str<'_>> for String {
-    fn from(s: Str<'_>) -> String {
-        s.0.into_owned()
+impl<'a> Payload<'a> {
+    /// Parses the payload for claims type `C`. The crate's own access claims come from the same
+    /// single pass as the checked claims; a payload that pass refuses takes the general path
+    /// (two passes) for the precise error.
+    pub(crate) fn parse<C: 'static>(json: &'a [u8]) -> Result<Self, InvalidToken> {
+        let one_pass = (TypeId::of::<C>() == TypeId::of::<AccessClaims>())
+            .then(|| parse_object::<AccessPayload<'_>>(json).ok())
+            .flatten();
+        Ok(match one_pass {
+            Some(one_pass) => {
+                let (registered, rest) = one_pass.into_parts();
+                Self {
+                    registered,
+                    rest: Some(rest),
+                    json,
+                }
+            }
+            None => Self {
+                registered: parse_object::<Registered<'_>>(json)?,
+                rest: None,
+                json,
+            },
+        })
     }
-}
 
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StrVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
+    /// The claims, read into the claims type.
+    pub(crate) fn into_claims<C: DeserializeOwned + 'static>(self) -> Result<C, InvalidToken> {
+        match self.rest {
+            Some(rest) => rest
+                .into_claims(self.registered)
+                .and_then(downcast::<AccessClaims, C>)
+                .ok_or_else(|| {
+                    tracing::debug!("claims do not fit the claims type");
+                    InvalidToken::Malformed
+                }),
+            None => serde_json::from_slice(self.json).map_err(|e| {
+                tracing::debug!(error = %e, "claims do not fit the claims type");
+                InvalidToken::Malformed
+            }),
         }
-        d.deserialize_str(StrVisitor(PhantomData))
     }
 }
 
-/// The JOSE header.
-#[derive(Deserialize)]
-pub(crate) struct Header<'a> {
-    #[serde(borrow)]
-    pub(crate) alg: Str<'a>,
-    #[serde(borrow, default)]
-    pub(crate) kid: Option<Str<'a>>,
-    /// Present at all, even as `null`, means the token asks for an extension we do not know.
-    #[serde(default, deserialize_with = "present")]
-    pub(crate) crit: Option<()>,
-}
-
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| Some(()))
-}
-
-/// The registered claims the verifier checks (steps 5 to 9 and the session key).
-#[derive(Deserialize)]
-pub(crate) struct Registered<'a> {
-    #[serde(borrow, default)]
-    pub(crate) iss: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) token_use: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) client_id: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) aud: Option<Str<'a>>,
-    #[serde(default)]
-    pub(crate) exp: Option<i64>,
-    #[serde(default)]
-    pub(crate) nbf: Option<i64>,
-    #[serde(default)]
-    pub(crate) iat: Option<i64>,
-    #[serde(borrow, default)]
-    pub(crate) scope: Option<Str<'a>>,
-    #[serde(borrow, default, rename = "cognito:groups")]
-    pub(crate) groups: Option<Vec<Str<'a>>>,
-    #[serde(borrow, default)]
-    pub(crate) sub: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) origin_jti: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) device_key: Option<Str<'a>>,
+/// `value` as a `U`, when `T` and `U` are the same type.
+fn downcast<T: 'static, U: 'static>(value: T) -> Option<U> {
+    let mut value = Some(value);
+    (&mut value as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
 }
 
 /// [`Registered`] and the rest of [`AccessClaims`] in one pass over the payload, so that an
@@ -106,7 +81,7 @@ pub(crate) struct Registered<'a> {
 /// `username` may be missing but not `null`). When this parse fails, the verifier falls back
 /// to the two-pass path, which then gives the precise error in the documented order.
 #[derive(Deserialize)]
-pub(crate) struct AccessPayload<'a> {
+struct AccessPayload<'a> {
     #[serde(borrow, default)]
     iss: Option<Str<'a>>,
     #[serde(borrow, default)]
@@ -157,7 +132,7 @@ where
 }
 
 /// What [`AccessPayload::into_parts`] leaves for [`AccessRest::into_claims`].
-pub(crate) struct AccessRest<'a> {
+struct AccessRest<'a> {
     username: Option<Str<'a>>,
     jti: Option<Str<'a>>,
     event_id: Option<Str<'a>>,
@@ -165,7 +140,7 @@ pub(crate) struct AccessRest<'a> {
 }
 
 impl<'a> AccessPayload<'a> {
-    pub(crate) fn into_parts(self) -> (Registered<'a>, AccessRest<'a>) {
+    fn into_parts(self) -> (Registered<'a>, AccessRest<'a>) {
         let registered = Registered {
             iss: self.iss,
             token_use: self.token_use,
@@ -193,7 +168,7 @@ impl<'a> AccessPayload<'a> {
 impl AccessRest<'_> {
     /// The [`AccessClaims`], or `None` where deserializing them would fail: a required claim
     /// is missing.
-    pub(crate) fn into_claims(self, registered: Registered<'_>) -> Option<AccessClaims> {
+    fn into_claims(self, registered: Registered<'_>) -> Option<AccessClaims> {
         Some(AccessClaims {
             sub: registered.sub?.into(),
             iss: registered.iss?.into(),
@@ -215,146 +190,9 @@ impl AccessRest<'_> {
     }
 }
 
-/// Splits `header.payload.signature`; `None` unless there are exactly three non-empty parts.
-/// Bounded work whatever the input: at most three `.` are looked for, in one pass with
-/// `memchr` (SIMD; `str::splitn` scans eight bytes at a time and cost more than parsing the
-/// header).
-pub(crate) fn split_token(token: &str) -> Option<(&str, &str, &str)> {
-    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
-    let first = dots.next()?;
-    let second = dots.next()?;
-    if dots.next().is_some() {
-        return None;
-    }
-    // Both are ASCII `.`, so every slice below is on a char boundary.
-    let (header, payload, signature) = (
-        &token[..first],
-        &token[first + 1..second],
-        &token[second + 1..],
-    );
-    if header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return None;
-    }
-    Some((header, payload, signature))
-}
-
-/// Parses a JSON object of valid UTF-8 (RFC 8259 section 8.1; serde_json checks only the
-/// strings it decodes, and skips ignored members unchecked). A derived struct would also accept
-/// an array (fields by position), but RFC 7515 and 7519 require objects.
-pub(crate) fn parse_object<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, InvalidToken> {
-    let json = simdutf8::basic::from_utf8(json).map_err(|_| InvalidToken::Malformed)?;
-    if !json.trim_start().starts_with('{') {
-        return Err(InvalidToken::Malformed);
-    }
-    serde_json::from_str(json).map_err(|_| InvalidToken::Malformed)
-}
-
-/// Strict base64url without padding (no `=`, no whitespace, zero trailing bits), as JWS
-/// requires, decoded into `buf`, which need not be initialised; fails when it does not fit.
-pub(crate) fn decode_b64_into<'b>(
-    part: &str,
-    buf: &'b mut [MaybeUninit<u8>],
-) -> Result<&'b [u8], InvalidToken> {
-    let len = URL_SAFE_NO_PAD
-        .decoded_length(part.as_bytes())
-        .map_err(|_| InvalidToken::Malformed)?;
-    let buf = buf.get_mut(..len).ok_or(InvalidToken::Malformed)?;
-    match URL_SAFE_NO_PAD.decode(part.as_bytes(), buf.as_out()) {
-        Ok(bytes) => Ok(bytes),
-        Err(_) => Err(InvalidToken::Malformed),
-    }
-}
-
-/// [`decode_b64_into`] a new vector.
-pub(crate) fn decode_b64(part: &str) -> Result<Vec<u8>, InvalidToken> {
-    URL_SAFE_NO_PAD
-        .decode_to_vec(part.as_bytes())
-        .map_err(|_| InvalidToken::Malformed)
-}
-
-/// `part` decoded, handed to `f`: on the stack when it decodes to at most `N` bytes, in a new
-/// vector otherwise.
-pub(crate) fn with_decoded<const N: usize, R>(
-    part: &str,
-    f: impl FnOnce(&[u8]) -> Result<R, AuthError>,
-) -> Result<R, AuthError> {
-    if part.len() / 4 * 3 + 2 <= N {
-        let mut stack = stack_buffer::<N>();
-        f(decode_b64_into(part, &mut stack)?)
-    } else {
-        f(&decode_b64(part)?)
-    }
-}
-
-/// A stack buffer for [`decode_b64_into`], left uninitialised: zeroing 5 KiB per token costs
-/// more than the header's decoding.
-pub(crate) fn stack_buffer<const N: usize>() -> [MaybeUninit<u8>; N] {
-    [MaybeUninit::uninit(); N]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_exactly_three_parts() {
-        assert_eq!(split_token("a.b.c"), Some(("a", "b", "c")));
-        for bad in ["", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "...."] {
-            assert_eq!(split_token(bad), None, "{bad}");
-        }
-        let dots = ".".repeat(10_000);
-        assert_eq!(split_token(&dots), None);
-    }
-
-    /// The strictness JWS asks of base64url (RFC 7515 section 2 and appendix C).
-    #[test]
-    fn base64url_is_strict() {
-        let mut buf = stack_buffer::<16>();
-        assert_eq!(decode_b64_into("eyJh", &mut buf).unwrap(), b"{\"a");
-        assert_eq!(decode_b64_into("_-8", &mut buf).unwrap(), [0xff, 0xef]);
-        for bad in [
-            "eyJh=",
-            "eyJ",
-            "ey Jh",
-            "+/8",
-            "_-9",
-            "e",
-            "eyJhY",
-            "eyJ\u{e9}",
-        ] {
-            assert!(decode_b64_into(bad, &mut buf).is_err(), "{bad}");
-            assert!(decode_b64(bad).is_err(), "{bad}");
-        }
-        // Does not fit: refused, not truncated.
-        let mut small = stack_buffer::<2>();
-        assert!(decode_b64_into("eyJh", &mut small).is_err());
-        assert_eq!(decode_b64("eyJh").unwrap(), b"{\"a");
-    }
-
-    #[test]
-    fn strings_are_borrowed_unless_escaped() {
-        let json = br#"{"iss":"plain","sub":"esc\"aped","cognito:groups":["a","b\u00e9"]}"#;
-        let r: Registered<'_> = parse_object(json).unwrap();
-        assert!(matches!(r.iss.as_ref().unwrap().0, Cow::Borrowed("plain")));
-        assert!(matches!(r.sub.as_ref().unwrap().0, Cow::Owned(ref s) if s == "esc\"aped"));
-        let groups = r.groups.unwrap();
-        assert!(matches!(groups[0].0, Cow::Borrowed("a")));
-        assert_eq!(&*groups[1], "bé");
-    }
-
-    #[test]
-    fn strings_refuse_other_types() {
-        for json in [
-            r#"{"iss":5}"#,
-            r#"{"iss":["a"]}"#,
-            r#"{"cognito:groups":"a"}"#,
-        ] {
-            assert!(
-                parse_object::<Registered<'_>>(json.as_bytes()).is_err(),
-                "{json}"
-            );
-        }
-    }
 
     /// The one-pass parse accepts a payload only when the two-pass parse would, and then gives
     /// the same claims.
