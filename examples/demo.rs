@@ -269,7 +269,7 @@ async fn start_api(issuer: &Issuer) -> Result<String, BoxError> {
         .jwks_document(&issuer.jwks)
         .session_window(sessions.clone()))
     };
-    let verifier: Verifier = Verifier::new(config()?)?;
+    let verifier = Verifier::new(config()?)?;
     // Per-route rules: derived verifiers share the key cache (one JWKS fetch for all routes).
     let orders_verifier = verifier.clone().require_scopes(["orders/read"])?;
     let admin_verifier = verifier.clone().require_any_group(["admins"])?;

@@ -554,7 +554,7 @@ async fn main() -> ExitCode {
         .jwks_cooldown(COOLDOWN)
         .jwks_max_age(MAX_AGE)
         .session_window(SessionConfig::new(store.clone()));
-    let verifier: Verifier = Verifier::new(config).expect("verifier");
+    let verifier = Verifier::new(config).expect("verifier");
     verifier.prefetch_keys().await.expect("prefetch keys");
     let app = Router::new()
         .route("/me", get(me))

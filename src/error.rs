@@ -17,6 +17,11 @@ use http::StatusCode;
 ///
 /// The `error_description` strings are fixed: nothing from the token is ever echoed into a header.
 /// Details go to `tracing` events instead.
+///
+/// The 503 variants carry no source, by design and for good: the cause of an outage (a JWKS
+/// fetch error, a store error) is logged with its details where it happens, and stays out of
+/// this request-time answer, which is `Clone + Eq` so that it can sit in the response
+/// extensions and be compared in tests. A new kind of outage would be a new variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {

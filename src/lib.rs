@@ -17,7 +17,7 @@
 //!     TokenUse::Access,
 //!     ClientIds::one("4p1d8k3k9q2e5s7t0u6v1w3x4y"),
 //! );
-//! let verifier: Verifier = Verifier::new(config)?;
+//! let verifier = Verifier::new(config)?;
 //!
 //! async fn me(claims: Verified) -> String {
 //!     format!("hello {}", claims.username)
@@ -49,7 +49,7 @@
 //! )
 //! .jwks_document(include_str!("../tests/fixtures/doc-test-jwks.json"))
 //! .fetch_keys(false);
-//! let verifier: Verifier = Verifier::new(config)?;
+//! let verifier = Verifier::new(config)?;
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(CognitoAuthLayer::new(verifier))

@@ -274,7 +274,7 @@ async fn the_extractor_on_a_route_without_the_layer_is_500() {
 
     // And the matching claims type works.
     let id_verifier: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
+        Verifier::with_claims(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let ids = Router::new()
         .route("/id", get(id_me))
         .route_layer(CognitoAuthLayer::new(id_verifier));

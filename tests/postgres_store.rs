@@ -98,7 +98,7 @@ async fn fresh_store() -> (PostgresStore, TestTable) {
 }
 
 fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
-    WindowLimits { size, ttl_secs }
+    WindowLimits::new(size, ttl_secs)
 }
 
 async fn run(
@@ -148,11 +148,7 @@ async fn revoked_and_expired() {
     store.revoke("k", 0, lim).await.unwrap();
     assert_eq!(
         store.entry("k", 0).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![],
-            revoked: true,
-            expires_at: 100
-        })
+        Some(SessionEntry::new(vec![], true, 100))
     );
     assert_eq!(
         store.check_and_advance("k", 5, 50, lim).await.unwrap(),
@@ -168,11 +164,7 @@ async fn revoked_and_expired() {
     );
     assert_eq!(
         store.entry("k", 100).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![5],
-            revoked: false,
-            expires_at: 200
-        })
+        Some(SessionEntry::new(vec![5], false, 200))
     );
 }
 

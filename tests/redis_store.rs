@@ -50,7 +50,7 @@ async fn raw_ttl(key: &str) -> i64 {
 }
 
 const fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
-    WindowLimits { size, ttl_secs }
+    WindowLimits::new(size, ttl_secs)
 }
 
 async fn check(
@@ -268,11 +268,7 @@ async fn keeps_current_and_previous() {
     );
     assert_eq!(
         s.entry("k", 0).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![200, 300],
-            revoked: false,
-            expires_at: 100,
-        })
+        Some(SessionEntry::new(vec![200, 300], false, 100))
     );
     delete_redis_keys(&prefix).await;
 }
@@ -294,11 +290,7 @@ async fn revoked_until_the_ttl_ends() {
     assert_eq!(check(&s, "k", 1, 0, L2).await, Accepted);
     s.revoke("k", 0, L2).await.unwrap();
     // Revocation keeps the window, and changes nothing when checked.
-    let revoked = SessionEntry {
-        iats: vec![1],
-        revoked: true,
-        expires_at: 100,
-    };
+    let revoked = SessionEntry::new(vec![1], true, 100);
     assert_eq!(s.entry("k", 0).await.unwrap(), Some(revoked.clone()));
     assert_eq!(check(&s, "k", 5, 50, L2).await, Revoked);
     assert_eq!(check(&s, "k", 1, 99, L2).await, Revoked);
@@ -308,22 +300,14 @@ async fn revoked_until_the_ttl_ends() {
     assert_eq!(check(&s, "k", 5, 100, L2).await, Accepted);
     assert_eq!(
         s.entry("k", 100).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![5],
-            revoked: false,
-            expires_at: 200,
-        })
+        Some(SessionEntry::new(vec![5], false, 200))
     );
     // Revoking an unknown session records it, with an empty window.
     s.revoke("other", 7, L2).await.unwrap();
     assert_eq!(check(&s, "other", 1, 8, L2).await, Revoked);
     assert_eq!(
         s.entry("other", 8).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![],
-            revoked: true,
-            expires_at: 107,
-        })
+        Some(SessionEntry::new(vec![], true, 107))
     );
     delete_redis_keys(&prefix).await;
 }
@@ -732,11 +716,7 @@ async fn a_check_still_works_after_script_flush() {
     assert_eq!(check(&s, "k", 200, 0, L2).await, Revoked);
     assert_eq!(
         s.entry("k", 0).await.unwrap(),
-        Some(SessionEntry {
-            iats: vec![100, 200],
-            revoked: true,
-            expires_at: 100,
-        })
+        Some(SessionEntry::new(vec![100, 200], true, 100))
     );
     delete_redis_keys(&prefix).await;
 }

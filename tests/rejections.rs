@@ -815,7 +815,7 @@ async fn an_id_token_is_refused_where_access_is_required() {
 async fn an_access_token_is_refused_where_id_is_required() {
     let server = start_server().await;
     let verifier: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
+        Verifier::with_claims(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let app = app(verifier, describe_id);
     assert_eq!(
         assert_ok(&send_token(&app, &token(&id_claims(&server.issuer(), CLIENT))).await),
@@ -873,7 +873,7 @@ fn app_for_clients(server: &JwksServer, clients: ClientIds) -> App {
 async fn an_id_token_for_another_audience_is_refused() {
     let server = start_server().await;
     let verifier: Verifier<IdClaims> =
-        Verifier::new(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
+        Verifier::with_claims(local_config(&server, TokenUse::Id, CLIENT)).unwrap();
     let app = app(verifier, describe_id);
 
     let mut claims = id_claims(&server.issuer(), OTHER_CLIENT);
@@ -937,7 +937,7 @@ async fn unchecked_client_ids_accept_any_client() {
         let t = token(&access_claims(&server.issuer(), client));
         assert_ok(&send_token(&any_client, &t).await);
     }
-    let ids: Verifier<IdClaims> = Verifier::new(local_config_with(
+    let ids: Verifier<IdClaims> = Verifier::with_claims(local_config_with(
         &server,
         TokenUse::Id,
         ClientIds::unchecked(),
@@ -1218,7 +1218,7 @@ async fn a_failing_custom_check_is_forbidden() {
 async fn token_use_any_with_any_claims_accepts_both_kinds() {
     let server = start_server().await;
     let verifier: Verifier<AnyClaims> =
-        Verifier::new(local_config(&server, TokenUse::Any, CLIENT)).unwrap();
+        Verifier::with_claims(local_config(&server, TokenUse::Any, CLIENT)).unwrap();
     let app = app(verifier, describe_any);
     assert_eq!(
         assert_ok(&send_token(&app, &token(&access_claims(&server.issuer(), CLIENT))).await),
@@ -1275,7 +1275,7 @@ fn describe_tenant(c: &TenantClaims) -> String {
 #[tokio::test]
 async fn a_user_defined_claims_type_works() {
     let server = start_server().await;
-    let verifier: Verifier<TenantClaims> = Verifier::new(config(&server)).unwrap();
+    let verifier: Verifier<TenantClaims> = Verifier::with_claims(config(&server)).unwrap();
     let app = app(verifier, describe_tenant);
     let mut claims = access_claims(&server.issuer(), CLIENT);
     claims["tenant"] = json!("acme");
@@ -1297,7 +1297,7 @@ async fn a_user_defined_claims_type_works() {
 async fn claims_that_do_not_fit_the_claims_type_are_refused() {
     let server = start_server().await;
     let tenant_app = app(
-        Verifier::<TenantClaims>::new(config(&server)).unwrap(),
+        Verifier::<TenantClaims>::with_claims(config(&server)).unwrap(),
         describe_tenant,
     );
     // No `tenant`.

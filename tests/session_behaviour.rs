@@ -36,14 +36,11 @@ type Store = Arc<dyn SessionStore>;
 type Opened = Pin<Box<dyn Future<Output = Store> + Send>>;
 
 fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
-    WindowLimits { size, ttl_secs }
+    WindowLimits::new(size, ttl_secs)
 }
 
 /// Current and previous, ten minutes.
-const L2: WindowLimits = WindowLimits {
-    size: 2,
-    ttl_secs: 600,
-};
+const L2: WindowLimits = WindowLimits::new(2, 600);
 
 async fn check(
     store: &Store,
@@ -88,11 +85,7 @@ async fn entry(store: &Store, key: &str, now: i64) -> Option<SessionEntry> {
 }
 
 fn live(iats: &[i64], expires_at: i64) -> Option<SessionEntry> {
-    Some(SessionEntry {
-        iats: iats.to_vec(),
-        revoked: false,
-        expires_at,
-    })
+    Some(SessionEntry::new(iats.to_vec(), false, expires_at))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,10 +48,7 @@ impl Model {
     }
 
     fn limits(&self, size: usize) -> WindowLimits {
-        WindowLimits {
-            size,
-            ttl_secs: self.ttl,
-        }
+        WindowLimits::new(size, self.ttl)
     }
 
     /// The session as of `now`, if it has not expired.
@@ -176,10 +173,7 @@ async fn run_case(
     store: &dyn SessionStore,
     (size, ttl, ops): (usize, i64, Vec<Op>),
 ) -> Result<(), TestCaseError> {
-    let limits = WindowLimits {
-        size,
-        ttl_secs: ttl,
-    };
+    let limits = WindowLimits::new(size, ttl);
     let case = unique("case");
     let keys: Vec<String> = (0..KEYS).map(|k| format!("{case}:k{k}")).collect();
     let mut model = Model::new(size, ttl);
@@ -191,7 +185,7 @@ async fn run_case(
         let context = || format!("op #{i} {op:?} at +{at} (ttl {ttl})");
         let touched = match *op {
             Op::Check { key, iat, size } => {
-                let limits = WindowLimits { size, ..limits };
+                let limits = WindowLimits::new(size, limits.ttl_secs);
                 let got = store
                     .check_and_advance(&keys[key], base + iat, now, limits)
                     .await

@@ -9,6 +9,7 @@ use super::ConfigError;
 ///
 /// Access tokens are what an API should accept; id tokens describe the user to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenUse {
     /// Only access tokens (`token_use: "access"`); the client is checked through `client_id`.
     Access,

@@ -115,6 +115,7 @@ fn is_region(region: &str) -> bool {
 
 /// The two issuer forms Cognito uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum IssuerForm {
     /// `https://cognito-idp.{region}.amazonaws.com/{poolId}`.
     Original,
@@ -125,6 +126,7 @@ pub enum IssuerForm {
 
 /// Which issuers a token may name. Both Cognito forms are accepted by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Issuers {
     /// Accept both the original and the updated issuer form.
     #[default]

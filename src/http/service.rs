@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use super::bearer::{check_token, find_token};
 use super::future::ResponseFuture;
+use super::layer::CognitoAuthLayer;
 use super::rejection::{reject, DefaultRejection, OnRejection};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
@@ -63,6 +64,42 @@ impl<S, C, R> CognitoAuth<S, C, R> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, without the layer.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The verifier this service uses.
+    pub fn verifier(&self) -> &Verifier<C> {
+        &self.verifier
+    }
+}
+
+// On `()`, so that `CognitoAuth::layer(verifier)` infers: the service it wraps is chosen when the
+// layer is applied.
+impl<C> CognitoAuth<(), C> {
+    /// The layer that makes this service: the same as [`CognitoAuthLayer::new`].
+    ///
+    /// ```
+    /// # use tower_cognito::{ClientIds, CognitoAuth, CognitoConfig, TokenUse, UserPool, Verifier};
+    /// # let config = CognitoConfig::new(UserPool::parse("eu-west-1_AbC").unwrap(), TokenUse::Access, ClientIds::one("c"));
+    /// let layer = CognitoAuth::layer(Verifier::new(config).unwrap());
+    /// let service = tower::ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service(tower::service_fn(|_: http::Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }));
+    /// # let _ = service;
+    /// ```
+    pub fn layer(verifier: Verifier<C>) -> CognitoAuthLayer<C> {
+        CognitoAuthLayer::new(verifier)
     }
 }
 

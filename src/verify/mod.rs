@@ -116,12 +116,30 @@ pub(crate) struct Pending<C> {
     known: Option<(Verified<C>, i64)>,
 }
 
+impl Verifier {
+    /// Builds a verifier of access tokens that hands handlers [`AccessClaims`]. Fails on a
+    /// configuration error; never touches the network.
+    ///
+    /// For another claims type, use [`with_claims`](Verifier::with_claims).
+    pub fn new(config: CognitoConfig) -> Result<Self, ConfigError> {
+        Self::with_claims(config)
+    }
+}
+
 impl<C> Verifier<C>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Builds a verifier. Fails on a configuration error; never touches the network.
-    pub fn new(config: CognitoConfig) -> Result<Self, ConfigError> {
+    /// Builds a verifier that hands handlers claims of type `C`: [`IdClaims`](crate::IdClaims),
+    /// [`AnyClaims`](crate::AnyClaims) or a type of your own. Fails on a configuration error;
+    /// never touches the network.
+    ///
+    /// ```
+    /// # use tower_cognito::{ClientIds, CognitoConfig, IdClaims, TokenUse, UserPool, Verifier};
+    /// # let config = CognitoConfig::new(UserPool::parse("eu-west-1_AbC").unwrap(), TokenUse::Id, ClientIds::one("c"));
+    /// let verifier = Verifier::<IdClaims>::with_claims(config).unwrap();
+    /// ```
+    pub fn with_claims(config: CognitoConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let keys = KeyCache::new(&config.jwks, &config.pool)?;
         let pool = Arc::new(PoolChecks {
@@ -163,7 +181,7 @@ where
     /// ```
     /// # use tower_cognito::{ClientIds, CognitoConfig, TokenUse, UserPool, Verifier};
     /// # let config = CognitoConfig::new(UserPool::parse("eu-west-1_AbC").unwrap(), TokenUse::Access, ClientIds::one("c"));
-    /// let verifier: Verifier = Verifier::new(config).unwrap();
+    /// let verifier = Verifier::new(config).unwrap();
     /// let orders = verifier.clone().require_scopes(["orders/read"]).unwrap();
     /// let admin = verifier.clone().require_any_group(["admins"]).unwrap();
     /// ```
@@ -195,8 +213,9 @@ where
         }
     }
 
-    /// How many verified tokens are cached (after pending cache maintenance). For tests and
-    /// metrics.
+    /// **Test hook**, not part of the stable API: how many verified tokens are cached (after
+    /// pending cache maintenance).
+    #[doc(hidden)]
     pub fn cached_tokens(&self) -> u64 {
         self.state.cache.as_ref().map_or(0, |c| c.len())
     }

@@ -23,11 +23,9 @@ impl WindowModel {
     /// Revoked refuses; older than the `size` newest kept values is superseded; otherwise a new
     /// value enters (the `size` newest stay), a known one changes nothing but the expiry.
     pub fn check(&mut self, key: &str, iat: i64, now: i64, limits: WindowLimits) -> SessionVerdict {
-        let mut entry = self.live(key, now).unwrap_or(SessionEntry {
-            iats: Vec::new(),
-            revoked: false,
-            expires_at: 0,
-        });
+        let mut entry = self
+            .live(key, now)
+            .unwrap_or(SessionEntry::new(Vec::new(), false, 0));
         if entry.revoked {
             return SessionVerdict::Revoked;
         }
@@ -52,11 +50,7 @@ impl WindowModel {
         let iats = self.live(key, now).map(|e| e.iats).unwrap_or_default();
         self.entries.insert(
             key.to_owned(),
-            SessionEntry {
-                iats,
-                revoked: true,
-                expires_at: now.saturating_add(limits.ttl_secs),
-            },
+            SessionEntry::new(iats, true, now.saturating_add(limits.ttl_secs)),
         );
     }
 }
