@@ -7,7 +7,7 @@
 //!
 //! It starts
 //!
-//! - a local JWKS endpoint (hyper, `127.0.0.1:0`, the test issuer of `tests/support`) that
+//! - a local JWKS endpoint (hyper, `127.0.0.1:0`, the test issuer of `tests/it/support`) that
 //!   ROTATES keys during the run: key B is published next to key A, clients start signing with B
 //!   once the layer has fetched it, then key A is removed; from the moment the layer has fetched
 //!   the JWKS without A, tokens signed by A are bad tokens (until then they are still good, and
@@ -34,7 +34,7 @@
 //! Options: `--seconds N` (default 30), `--connections N` (default 64), `--max-requests N`
 //! (default 10 000 000).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::process::ExitCode;

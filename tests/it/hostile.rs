@@ -8,7 +8,7 @@
 //! (extrapolated from a smaller input measured first, in the same run: see
 //! [`calibrated_budget`]).
 //!
-//! Real components only: local JWKS servers (`tests/support`), real RSA-2048 / P-256 keys, the
+//! Real components only: local JWKS servers (`tests/it/support`), real RSA-2048 / P-256 keys, the
 //! real `CognitoAuthLayer` over a `tower::service_fn`, driven with `oneshot` (so hyper's header
 //! size limits do not apply: a 1 MB header reaches the layer). A second local server (the
 //! "canary") serves the attacker's keys at the URLs that `jku` / `x5u` name: it must never see a
@@ -16,7 +16,7 @@
 //!
 //! The regressions at the end pin defects found by this corpus and since fixed in `src/`.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 #![allow(dead_code)]
-//! Test issuer shared by the integration tests (`mod support;`).
+//! Test issuer shared by the integration tests (`crate::support`).
 //!
 //! Nothing here mocks the crate: [`JwksServer`] is a real HTTP/1.1 server on
 //! `127.0.0.1` serving a JWKS document, and tokens are signed with real

@@ -1,6 +1,6 @@
 //! The layer when its dependencies fail: the JWKS endpoint, and the clock at its boundaries.
 //!
-//! `tests/jwks_cache.rs` already covers: the endpoint down at start (503, then recovery after
+//! `tests/it/jwks_cache.rs` already covers: the endpoint down at start (503, then recovery after
 //! the cooldown), down after a successful fetch (cached keys keep working), HTTP 500 (one fetch
 //! per cooldown), HTML, truncated JSON and other unusable bodies at start, a 100 KiB body over
 //! the default cap, an EC-only refresh, and a refresh hanging for less than the request timeout.
@@ -18,7 +18,7 @@
 //! - `exp`, `nbf` and `iat` at the exact second before, at and after each boundary, for leeway 0
 //!   and 5, with and without the verified-token cache.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

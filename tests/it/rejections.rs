@@ -1,10 +1,10 @@
 //! End to end: every verification step, through the real layer, shows its rejection.
 //!
-//! Real components only: the local JWKS server of `tests/support`, real RSA-2048 signatures,
+//! Real components only: the local JWKS server of `tests/it/support`, real RSA-2048 signatures,
 //! the real `CognitoAuthLayer` in front of a `tower::service_fn`. Each case asserts the status,
 //! the exact `WWW-Authenticate` value and the `AuthError` in the response extensions.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,6 +1,6 @@
-//! Tests of the test issuer in `tests/support` itself.
+//! Tests of the test issuer in `tests/it/support` itself.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

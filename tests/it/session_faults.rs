@@ -12,7 +12,7 @@
 //! makes the store slow (503 within the timeout).
 #![cfg(any(feature = "redis", feature = "postgres"))]
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 //! moved forward by passing a later `now` (the stores decide expiry from `now`, not from their
 //! own clock).
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,7 +11,7 @@
 //! Keys come from a JWKS document (`fetch_keys(false)`): no network. The genuine token is minted
 //! once. A few hundred cases per property keep the file within seconds in a debug build.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
@@ -318,7 +318,7 @@ fn the_fuzz_seed_token_is_genuine() {
         TokenUse::Access,
         ClientIds::one("client1"),
     )
-    .jwks_document(include_str!("fixtures/doc-test-jwks.json"))
+    .jwks_document(include_str!("../fixtures/doc-test-jwks.json"))
     .fetch_keys(false);
     let verifier: Verifier = Verifier::new(config).expect("config");
     let verified = fixture()

@@ -5,7 +5,7 @@
 //! cooldowns with generous waits and bounded polling, so a loaded machine slows the tests down
 //! rather than failing them.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 
 #![cfg(feature = "axum")]
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};

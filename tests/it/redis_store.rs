@@ -5,7 +5,7 @@
 //! or in other processes, never share a key; keys are deleted at the end. Round trips are counted
 //! by a small TCP proxy in front of the real server that reads the commands the store sends.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,7 +20,7 @@
 //! layers, each with its own store instance) sharing one Redis; the same sharing one PostgreSQL.
 //! Then revocation: revoked through one server, refused by the other.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The verified-token cache: hits re-check `exp` and the key, stay bounded, and never bypass the
 //! session window or a custom check.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! servers) use fewer cases so the run takes seconds. Each case uses session keys of its own,
 //! and each run a key prefix or table of its own.
 
-mod support;
+use crate::support;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ const KEYS: usize = 3;
 // The reference model
 // ---------------------------------------------------------------------------------------------
 
-/// The shared reference model (`tests/support/model.rs`, written independently of `src/`), with
+/// The shared reference model (`tests/it/support/model.rs`, written independently of `src/`), with
 /// this file's window size and TTL and small integer keys.
 #[derive(Debug)]
 struct Model {

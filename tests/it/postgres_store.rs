@@ -2,7 +2,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Every test uses its own table, dropped at the end.
 #![cfg(feature = "postgres")]
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -25,7 +25,7 @@
 //! Run with `--nocapture` to see the figures (answers per phase, latencies, recovery time).
 #![cfg(any(feature = "redis", feature = "postgres"))]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
