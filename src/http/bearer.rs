@@ -62,9 +62,8 @@ fn locate(value: &[u8]) -> Result<Option<usize>, AuthError> {
 /// The token found by [`find_token`] must be one `b64token` (so two tokens, or characters
 /// outside it, are a 400 `invalid_request`).
 ///
-/// The layer runs this only when the verifier's [`lookup`](crate::Verifier) leaves work to
-/// await: a token it answers at once verified before, and is made of base64url characters and
-/// dots, so it would pass.
+/// The verifier's lookup runs this only for a token it has to verify: a token verified before
+/// is made of base64url characters and dots, so it passed.
 pub(crate) fn check_token(token: &[u8]) -> Result<(), AuthError> {
     if is_b64token(token) {
         Ok(())

@@ -135,19 +135,19 @@ where
             }
         };
         let offset = found.offset;
-        // Asked once, by bytes: a token verified before needs no UTF-8 check.
-        let pending = match self.verifier.lookup(found.token) {
+        // Asked once, by bytes: a token verified before needs no UTF-8 check. The token must be
+        // one `b64token` (else 400): the verifier checks it when it has to verify the token.
+        let pending = match self.verifier.lookup(found.token, check_token) {
             // The whole answer: no `await`, no boxed future.
             Lookup::Ready(verified) => {
                 request.extensions_mut().insert(verified);
                 return ResponseFuture::inner(self.inner.call(request));
             }
+            Lookup::Refused(error) => {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
             Lookup::Pending(pending) => pending,
         };
-        // One `b64token`, or 400 (a token verified before always is one).
-        if let Err(error) = check_token(found.token) {
-            return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
-        }
         let verifier = self.verifier.clone();
         let on_rejection = self.on_rejection.clone();
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.

@@ -105,6 +105,8 @@ impl PoolChecks {
 pub(crate) enum Lookup<C> {
     /// Verified: nothing is left to wait for.
     Ready(Verified<C>),
+    /// Refused by the caller's syntax check, before any waiting.
+    Refused(AuthError),
     /// The rest of the verification, for [`Verifier::finish`].
     Pending(Pending<C>),
 }
@@ -232,9 +234,9 @@ where
     /// [`CognitoConfig::token_cache_size`]): its `exp` and its signing key are checked again, and
     /// the session window still runs.
     pub async fn verify(&self, token: &str) -> Result<Verified<C>, AuthError> {
-        match self.lookup(token.as_bytes()) {
-            Lookup::Ready(verified) => Ok(verified),
-            Lookup::Pending(pending) => self.finish(pending, || token).await,
+        match self.known(token.as_bytes()) {
+            Some((verified, now)) => self.check_session(verified, now).await,
+            None => self.verify_all_steps(token).await,
         }
     }
 
@@ -242,13 +244,24 @@ where
     /// token was verified before and no session window is configured, so that the layer
     /// answers without a boxed future; else what is left, for [`finish`](Self::finish).
     ///
+    /// `syntax` is the caller's check of the token's characters (the layer's RFC 6750
+    /// `b64token`), run only when the token has to be verified: a token verified before passed
+    /// it already, and its answer costs no scan.
+    ///
     /// Bytes, not text: a token verified before is known by its bytes, and its answer needs no
     /// UTF-8 check.
-    pub(crate) fn lookup(&self, token: &[u8]) -> Lookup<C> {
-        let known = self.known(token);
-        match known {
+    pub(crate) fn lookup(
+        &self,
+        token: &[u8],
+        syntax: impl FnOnce(&[u8]) -> Result<(), AuthError>,
+    ) -> Lookup<C> {
+        match self.known(token) {
             Some((verified, _)) if self.state.pool.sessions.is_none() => Lookup::Ready(verified),
-            known => Lookup::Pending(Pending { known }),
+            Some(known) => Lookup::Pending(Pending { known: Some(known) }),
+            None => match syntax(token) {
+                Ok(()) => Lookup::Pending(Pending { known: None }),
+                Err(error) => Lookup::Refused(error),
+            },
         }
     }
 
@@ -260,13 +273,19 @@ where
         token: impl FnOnce() -> &'t str,
     ) -> Result<Verified<C>, AuthError> {
         match pending.known {
-            Some((verified, now)) => {
-                // Only the session window (step 10) is left.
-                self.state.pool.check_session(&verified, now).await?;
-                Ok(verified)
-            }
+            Some((verified, now)) => self.check_session(verified, now).await,
             None => self.verify_all_steps(token()).await,
         }
+    }
+
+    /// A token verified before, at `now`: only the session window (step 10) is left.
+    async fn check_session(
+        &self,
+        verified: Verified<C>,
+        now: i64,
+    ) -> Result<Verified<C>, AuthError> {
+        self.state.pool.check_session(&verified, now).await?;
+        Ok(verified)
     }
 
     /// The earlier verification of `token`, with its `exp` and its key checked again, and the
