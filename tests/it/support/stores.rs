@@ -156,7 +156,7 @@ pub async fn drop_table(table: &str) {
 }
 
 // ---------------------------------------------------------------------------
-// Servers of the test's own, on spare ports (tests/it/store_outages.rs, examples/load.rs)
+// Servers of the test's own, on spare ports (tests/it/store_outages.rs, benches/load.rs)
 // ---------------------------------------------------------------------------
 //
 // The shared servers on 6379 and 5432 are never stopped: a test that kills its store starts one

@@ -1,8 +1,9 @@
-//! Load test, in one process, on loopback only:
+//! Load test, in one process, on loopback only: a tool of this repository (CI runs it), built
+//! as a bench (release profile, dev-dependencies) that plain `cargo bench` leaves out.
 //!
 //! ```sh
-//! cargo run --release --features redis --example load -- --seconds 30
-//! cargo run --release --example load -- --seconds 5        # MemoryStore, no restart
+//! cargo bench --features redis --bench load -- --seconds 30
+//! cargo bench --bench load -- --seconds 5        # MemoryStore, no restart
 //! ```
 //!
 //! It starts
@@ -476,6 +477,8 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => args.seconds = value("--seconds")?.max(2),
             "--connections" => args.connections = value("--connections")?.clamp(1, 1024) as usize,
             "--max-requests" => args.max_requests = value("--max-requests")?.max(1),
+            // Added by `cargo bench`.
+            "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
