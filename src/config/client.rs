@@ -34,10 +34,11 @@ impl TokenUse {
 /// Cognito access tokens carry the client in `client_id` and have no `aud`; id tokens carry it in
 /// `aud`. Both are checked against this list.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ClientIds(ClientIdsInner);
+pub struct ClientIds(ClientRule);
 
+/// Which clients pass: a list, or all of them.
 #[derive(Clone, PartialEq, Eq)]
-enum ClientIdsInner {
+enum ClientRule {
     /// ahash, not SipHash: every fresh token is looked up here.
     Allowed(HashSet<String, ahash::RandomState>),
     Unchecked,
@@ -51,7 +52,7 @@ impl ClientIds {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self(ClientIdsInner::Allowed(
+        Self(ClientRule::Allowed(
             ids.into_iter().map(Into::into).collect(),
         ))
     }
@@ -65,21 +66,21 @@ impl ClientIds {
     ///
     /// Only for a pool whose every client is trusted by this API. The name is loud on purpose.
     pub fn unchecked() -> Self {
-        Self(ClientIdsInner::Unchecked)
+        Self(ClientRule::Unchecked)
     }
 
     pub(crate) fn allows(&self, client: &str) -> bool {
         match &self.0 {
-            ClientIdsInner::Allowed(ids) => ids.contains(client),
-            ClientIdsInner::Unchecked => true,
+            ClientRule::Allowed(ids) => ids.contains(client),
+            ClientRule::Unchecked => true,
         }
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         match &self.0 {
-            ClientIdsInner::Unchecked => Ok(()),
-            ClientIdsInner::Allowed(ids) if ids.is_empty() => Err(ConfigError::NoClientIds),
-            ClientIdsInner::Allowed(ids) => ids.iter().try_for_each(|id| {
+            ClientRule::Unchecked => Ok(()),
+            ClientRule::Allowed(ids) if ids.is_empty() => Err(ConfigError::NoClientIds),
+            ClientRule::Allowed(ids) => ids.iter().try_for_each(|id| {
                 let ok = !id.is_empty()
                     && id.len() <= 128
                     && id
@@ -95,12 +96,12 @@ impl ClientIds {
 impl fmt::Debug for ClientIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            ClientIdsInner::Allowed(ids) => {
+            ClientRule::Allowed(ids) => {
                 let mut ids: Vec<&String> = ids.iter().collect();
                 ids.sort();
                 f.debug_tuple("ClientIds").field(&ids).finish()
             }
-            ClientIdsInner::Unchecked => f.write_str("ClientIds::unchecked()"),
+            ClientRule::Unchecked => f.write_str("ClientIds::unchecked()"),
         }
     }
 }
