@@ -87,7 +87,7 @@ fn bff(cognito: &LocalCognito, store: Arc<dyn RefreshStore>, margin: Duration) -
     .issuer_override(cognito.issuer())
     .jwks_url(cognito.jwks_url())
     .allow_http_on_loopback(true);
-    let id_tokens: Verifier<IdClaims> = Verifier::new(config).unwrap();
+    let id_tokens: Verifier<IdClaims> = Verifier::with_claims(config).unwrap();
     Bff::builder(
         client(cognito),
         store,

@@ -380,7 +380,7 @@ async fn run() -> Result<(), StartError> {
     let settings = Settings::from_env(&Env { local: defaults }, local)?;
     let config_error = |e: tower_cognito::ConfigError| StartError::invalid("configuration", e);
     let id_verifier: Verifier<IdClaims> =
-        Verifier::new(settings.config(TokenUse::Id)).map_err(config_error)?;
+        Verifier::with_claims(settings.config(TokenUse::Id)).map_err(config_error)?;
     let client = settings.token_client()?;
     let (sessions, window) = stores(&settings.store).await?;
     let api: Verifier<AccessClaims> = Verifier::new(

@@ -272,7 +272,7 @@ async fn start_api(issuer: &Issuer) -> Result<String, BoxError> {
         .jwks_document(&issuer.jwks)
         .session_window(sessions.clone()))
     };
-    let verifier: Verifier = Verifier::new(config()?)?;
+    let verifier = Verifier::new(config()?)?;
     // Per-route rules: derived verifiers share the key cache (one JWKS fetch for all routes).
     let orders_verifier = verifier.clone().require_scopes(["orders/read"])?;
     let admin_verifier = verifier.clone().require_any_group(["admins"])?;
@@ -541,120 +541,37 @@ fn tamper_payload(token: &str) -> String {
     )
 }
 
+/// One row of the demo: scenario, request (method, path, bearer token, what the token is), and
+/// the answer it must get.
+type Scenario<'a> = (&'a str, Method, &'a str, Option<&'a str>, &'a str, Expect);
+
 async fn play(demo: &mut Demo<'_>) {
     let issuer = demo.issuer;
     let t = now();
-    let get = Method::GET;
 
-    // --- One valid token, then forgeries and mistakes --------------------------------------
-    let session = unique_id();
-    let valid = issuer.access_token(&issuer.access_claims(&session, t - 60));
-    demo.check(
-        "no token",
-        get.clone(),
-        "/me",
-        None,
-        "",
-        Expect::challenge(401, ""),
-    )
-    .await;
-    demo.check(
-        "valid access token",
-        get.clone(),
-        "/me",
-        Some(&valid),
-        "",
-        Expect::ok(),
-    )
-    .await;
-    demo.check(
-        "unknown path stays 404 (route_layer)",
-        get.clone(),
-        "/nowhere",
-        None,
-        "",
-        Expect::status(404),
-    )
-    .await;
-
-    let mut claims = issuer.access_claims(&unique_id(), t - 7200);
-    claims["exp"] = json!(t - 60);
-    demo.check(
-        "expired token",
-        get.clone(),
-        "/me",
-        Some(&issuer.access_token(&claims)),
-        "exp=now-60s",
-        Expect::invalid_token("The token has expired"),
-    )
-    .await;
-
-    let mut claims = issuer.access_claims(&unique_id(), t - 60);
-    claims["client_id"] = json!("someothercl1ent");
-    demo.check(
-        "another app client's token",
-        get.clone(),
-        "/me",
-        Some(&issuer.access_token(&claims)),
-        "client_id=someothercl1ent",
-        Expect::invalid_token("The token client is not accepted"),
-    )
-    .await;
-
-    let mut claims = issuer.access_claims(&unique_id(), t - 60);
-    claims["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OtherPool");
-    demo.check(
-        "another pool's issuer",
-        get.clone(),
-        "/me",
-        Some(&issuer.access_token(&claims)),
-        "iss=.../eu-west-1_OtherPool",
-        Expect::invalid_token("The token issuer is not accepted"),
-    )
-    .await;
-
+    // --- The tokens: built first, none of them depends on an answer ----------------------------
+    // An access token of a sign-in of its own, issued a minute ago, with `edit` applied.
+    let access = |edit: &dyn Fn(&mut Value)| {
+        let mut claims = issuer.access_claims(&unique_id(), t - 60);
+        edit(&mut claims);
+        issuer.access_token(&claims)
+    };
+    let valid = access(&|_| {});
+    let expired = {
+        let mut claims = issuer.access_claims(&unique_id(), t - 7200);
+        claims["exp"] = json!(t - 60);
+        issuer.access_token(&claims)
+    };
+    let other_client = access(&|claims| claims["client_id"] = json!("someothercl1ent"));
+    let other_pool = access(&|claims| {
+        claims["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OtherPool");
+    });
     let id_token = issuer.id_token(&issuer.id_claims(&unique_id(), t - 60));
-    demo.check(
-        "id token where an access token is required",
-        get.clone(),
-        "/me",
-        Some(&id_token),
-        "token_use=id",
-        Expect::invalid_token("The token use is not accepted"),
-    )
-    .await;
-
-    demo.check(
-        "tampered signature (one bit)",
-        get.clone(),
-        "/me",
-        Some(&tamper_signature(&valid)),
-        "",
-        Expect::invalid_token("The token signature is invalid"),
-    )
-    .await;
-    demo.check(
-        "tampered payload (adds group admins)",
-        get.clone(),
-        "/admin",
-        Some(&tamper_payload(&valid)),
-        "",
-        Expect::invalid_token("The token signature is invalid"),
-    )
-    .await;
+    let (bad_signature, bad_payload) = (tamper_signature(&valid), tamper_payload(&valid));
 
     let claims = issuer.access_claims(&unique_id(), t - 60);
     let payload = b64(claims.to_string());
     let unsigned = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
-    demo.check(
-        "alg none, no signature",
-        get.clone(),
-        "/me",
-        Some(&unsigned),
-        "",
-        Expect::invalid_token("The token is malformed"),
-    )
-    .await;
     let signature = issuer
         .access_token(&claims)
         .rsplit('.')
@@ -666,15 +583,6 @@ async fn play(demo: &mut Demo<'_>) {
         b64(none_header.to_string()),
         signature.unwrap_or_default()
     );
-    demo.check(
-        "alg none, signature kept",
-        get.clone(),
-        "/me",
-        Some(&alg_none),
-        "",
-        Expect::invalid_token("The token algorithm is not supported"),
-    )
-    .await;
     // Key confusion: HS256 keyed with the public RSA key, which anyone can download.
     let hs_header = json!({ "kid": issuer.access_key.kid, "alg": "HS256" });
     let hs_input = format!("{}.{payload}", b64(hs_header.to_string()));
@@ -686,142 +594,27 @@ async fn play(demo: &mut Demo<'_>) {
         "{hs_input}.{}",
         b64(hmac::sign(&hs_key, hs_input.as_bytes()))
     );
-    demo.check(
-        "alg HS256 keyed with the public key",
-        get.clone(),
-        "/me",
-        Some(&hs256),
-        "",
-        Expect::invalid_token("The token algorithm is not supported"),
-    )
-    .await;
 
-    // --- Unknown kid: one JWKS fetch, then the cooldown --------------------------------------
-    let mut header = json!({ "kid": "never-published-1", "alg": "RS256" });
     let claims = issuer.access_claims(&unique_id(), t - 60);
-    let unknown = issuer.sign(&issuer.access_key, &header, &claims);
-    demo.check(
-        "unknown kid: exactly one JWKS fetch",
-        get.clone(),
-        "/me",
-        Some(&unknown),
-        "kid=never-published-1",
-        Expect::invalid_token("The token signing key is unknown").fetching(1),
-    )
-    .await;
-    header["kid"] = json!("never-published-2");
-    let unknown = issuer.sign(&issuer.access_key, &header, &claims);
-    demo.check(
-        "2nd unknown kid within cooldown: no fetch",
-        get.clone(),
-        "/me",
-        Some(&unknown),
-        "kid=never-published-2",
-        Expect::invalid_token("The token signing key is unknown"),
-    )
-    .await;
+    let unknown_kid = |kid: &str| {
+        let header = json!({ "kid": kid, "alg": "RS256" });
+        issuer.sign(&issuer.access_key, &header, &claims)
+    };
+    let (unknown_1, unknown_2) = (
+        unknown_kid("never-published-1"),
+        unknown_kid("never-published-2"),
+    );
 
-    // --- Scopes and groups: 403 ------------------------------------------------------------
-    demo.check(
-        "missing scope orders/read",
-        get.clone(),
-        "/orders",
-        Some(&valid),
-        "",
-        Expect::forbidden("The token lacks a required scope", Some("orders/read")),
-    )
-    .await;
-    let mut claims = issuer.access_claims(&unique_id(), t - 60);
-    claims["scope"] = json!("openid orders/read");
-    demo.check(
-        "scope orders/read granted",
-        get.clone(),
-        "/orders",
-        Some(&issuer.access_token(&claims)),
-        "scope=openid orders/read",
-        Expect::ok(),
-    )
-    .await;
-    demo.check(
-        "not in group admins",
-        get.clone(),
-        "/admin",
-        Some(&valid),
-        "",
-        Expect::forbidden("The user is not in a required group", None),
-    )
-    .await;
-    let mut claims = issuer.access_claims(&unique_id(), t - 60);
-    claims["cognito:groups"] = json!(["admins"]);
-    demo.check(
-        "in group admins",
-        get.clone(),
-        "/admin",
-        Some(&issuer.access_token(&claims)),
-        "cognito:groups=[admins]",
-        Expect::ok(),
-    )
-    .await;
+    let orders_reader = access(&|claims| claims["scope"] = json!("openid orders/read"));
+    let admin = access(&|claims| claims["cognito:groups"] = json!(["admins"]));
 
-    // --- The two-tab refresh race (one sign-in, one origin_jti) ------------------------------
-    // T = now-40s; every refresh is 10 s after the previous one (explicit iat, no sleeping).
+    // The two-tab refresh race: one sign-in (one origin_jti), T = now-40s, every refresh 10 s
+    // after the previous one (explicit iat, no sleeping).
     let session = unique_id();
     let at = |step: i64| issuer.access_token(&issuer.access_claims(&session, t - 40 + 10 * step));
     let (sign_in, tab_a, tab_b, tab_b2, tab_a2) = (at(0), at(1), at(2), at(3), at(4));
-    let race = [
-        ("race: sign-in", &sign_in, "iat T", Expect::ok()),
-        (
-            "race: tab A refreshed",
-            &tab_a,
-            "tab A, iat T+1",
-            Expect::ok(),
-        ),
-        (
-            "race: tab B refreshed at once",
-            &tab_b,
-            "tab B, iat T+2",
-            Expect::ok(),
-        ),
-        (
-            "race: tab A goes on",
-            &tab_a,
-            "tab A, iat T+1",
-            Expect::ok(),
-        ),
-        (
-            "race: tab B goes on",
-            &tab_b,
-            "tab B, iat T+2",
-            Expect::ok(),
-        ),
-        ("race: tab A again", &tab_a, "tab A, iat T+1", Expect::ok()),
-        (
-            "race: tab B refreshes again",
-            &tab_b2,
-            "tab B, iat T+3",
-            Expect::ok(),
-        ),
-        (
-            "race: tab A's chain is superseded",
-            &tab_a,
-            "tab A, iat T+1",
-            Expect::invalid_token(
-                "The token belongs to a superseded session; refresh the tokens and retry",
-            ),
-        ),
-        (
-            "race: tab A refreshes and retries",
-            &tab_a2,
-            "tab A, iat T+4",
-            Expect::ok(),
-        ),
-    ];
-    for (scenario, token, note, expect) in race {
-        demo.check(scenario, get.clone(), "/me", Some(token), note, expect)
-            .await;
-    }
 
-    // --- Sign-out revokes the session --------------------------------------------------------
+    // Sign-out: session S, before and after a refresh, and the user's other sign-in.
     let session = unique_id();
     let signed_in = |iat: i64| {
         let mut claims = issuer.access_claims(&session, iat);
@@ -830,60 +623,57 @@ async fn play(demo: &mut Demo<'_>) {
     };
     let (before, refreshed) = (signed_in(t - 20), signed_in(t - 10));
     let other_device = issuer.access_token(&issuer.access_claims(&unique_id(), t - 10));
-    demo.check(
-        "session: signed in",
-        get.clone(),
-        "/me",
-        Some(&before),
-        "session S",
-        Expect::ok(),
-    )
-    .await;
-    demo.check(
-        "session: sign-out revokes it",
-        Method::POST,
-        "/logout",
-        Some(&before),
-        "session S",
-        Expect::status(204),
-    )
-    .await;
-    demo.check(
-        "session: same token after sign-out",
-        get.clone(),
-        "/me",
-        Some(&before),
-        "session S",
-        Expect::invalid_token("The session has been revoked"),
-    )
-    .await;
-    demo.check(
-        "session: a later refresh of it",
-        get.clone(),
-        "/me",
-        Some(&refreshed),
-        "session S, newer iat",
-        Expect::invalid_token("The session has been revoked"),
-    )
-    .await;
-    demo.check(
-        "session: revoked on every route",
-        get.clone(),
-        "/orders",
-        Some(&before),
-        "session S",
-        Expect::invalid_token("The session has been revoked"),
-    )
-    .await;
-    demo.check(
-        "session: the user's other sign-in",
-        get,
-        "/me",
-        Some(&other_device),
-        "session S2",
-        Expect::ok(),
-    )
-    .await;
+
+    // --- The scenarios, in order ---------------------------------------------------------------
+    let invalid = Expect::invalid_token;
+    let superseded = "The token belongs to a superseded session; refresh the tokens and retry";
+    let revoked = "The session has been revoked";
+    let (get, post) = (Method::GET, Method::POST);
+    #[rustfmt::skip]
+    let scenarios: Vec<Scenario<'_>> = vec![
+        // One valid token, then forgeries and mistakes.
+        ("no token", get.clone(), "/me", None, "", Expect::challenge(401, "")),
+        ("valid access token", get.clone(), "/me", Some(&valid), "", Expect::ok()),
+        ("unknown path stays 404 (route_layer)", get.clone(), "/nowhere", None, "", Expect::status(404)),
+        ("expired token", get.clone(), "/me", Some(&expired), "exp=now-60s", invalid("The token has expired")),
+        ("another app client's token", get.clone(), "/me", Some(&other_client), "client_id=someothercl1ent", invalid("The token client is not accepted")),
+        ("another pool's issuer", get.clone(), "/me", Some(&other_pool), "iss=.../eu-west-1_OtherPool", invalid("The token issuer is not accepted")),
+        ("id token where an access token is required", get.clone(), "/me", Some(&id_token), "token_use=id", invalid("The token use is not accepted")),
+        ("tampered signature (one bit)", get.clone(), "/me", Some(&bad_signature), "", invalid("The token signature is invalid")),
+        ("tampered payload (adds group admins)", get.clone(), "/admin", Some(&bad_payload), "", invalid("The token signature is invalid")),
+        ("alg none, no signature", get.clone(), "/me", Some(&unsigned), "", invalid("The token is malformed")),
+        ("alg none, signature kept", get.clone(), "/me", Some(&alg_none), "", invalid("The token algorithm is not supported")),
+        ("alg HS256 keyed with the public key", get.clone(), "/me", Some(&hs256), "", invalid("The token algorithm is not supported")),
+        // Unknown kid: one JWKS fetch, then the cooldown.
+        ("unknown kid: exactly one JWKS fetch", get.clone(), "/me", Some(&unknown_1), "kid=never-published-1", invalid("The token signing key is unknown").fetching(1)),
+        ("2nd unknown kid within cooldown: no fetch", get.clone(), "/me", Some(&unknown_2), "kid=never-published-2", invalid("The token signing key is unknown")),
+        // Scopes and groups: 403.
+        ("missing scope orders/read", get.clone(), "/orders", Some(&valid), "", Expect::forbidden("The token lacks a required scope", Some("orders/read"))),
+        ("scope orders/read granted", get.clone(), "/orders", Some(&orders_reader), "scope=openid orders/read", Expect::ok()),
+        ("not in group admins", get.clone(), "/admin", Some(&valid), "", Expect::forbidden("The user is not in a required group", None)),
+        ("in group admins", get.clone(), "/admin", Some(&admin), "cognito:groups=[admins]", Expect::ok()),
+        // The two-tab refresh race.
+        ("race: sign-in", get.clone(), "/me", Some(&sign_in), "iat T", Expect::ok()),
+        ("race: tab A refreshed", get.clone(), "/me", Some(&tab_a), "tab A, iat T+1", Expect::ok()),
+        ("race: tab B refreshed at once", get.clone(), "/me", Some(&tab_b), "tab B, iat T+2", Expect::ok()),
+        ("race: tab A goes on", get.clone(), "/me", Some(&tab_a), "tab A, iat T+1", Expect::ok()),
+        ("race: tab B goes on", get.clone(), "/me", Some(&tab_b), "tab B, iat T+2", Expect::ok()),
+        ("race: tab A again", get.clone(), "/me", Some(&tab_a), "tab A, iat T+1", Expect::ok()),
+        ("race: tab B refreshes again", get.clone(), "/me", Some(&tab_b2), "tab B, iat T+3", Expect::ok()),
+        ("race: tab A's chain is superseded", get.clone(), "/me", Some(&tab_a), "tab A, iat T+1", invalid(superseded)),
+        ("race: tab A refreshes and retries", get.clone(), "/me", Some(&tab_a2), "tab A, iat T+4", Expect::ok()),
+        // Sign-out revokes the session.
+        ("session: signed in", get.clone(), "/me", Some(&before), "session S", Expect::ok()),
+        ("session: sign-out revokes it", post, "/logout", Some(&before), "session S", Expect::status(204)),
+        ("session: same token after sign-out", get.clone(), "/me", Some(&before), "session S", invalid(revoked)),
+        ("session: a later refresh of it", get.clone(), "/me", Some(&refreshed), "session S, newer iat", invalid(revoked)),
+        ("session: revoked on every route", get.clone(), "/orders", Some(&before), "session S", invalid(revoked)),
+        ("session: the user's other sign-in", get, "/me", Some(&other_device), "session S2", Expect::ok()),
+    ];
+    for (scenario, method, path, token, note, expect) in scenarios {
+        demo.check(scenario, method, path, token, note, expect)
+            .await;
+    }
 }
 
 async fn run() -> Result<bool, BoxError> {

@@ -319,7 +319,8 @@ async fn serve<C: Claims>(
     if let Some(sessions) = sessions {
         config = config.session_window(sessions);
     }
-    let verifier: Verifier<C> = Verifier::new(config).map_err(|e| config_error(e, &settings))?;
+    let verifier: Verifier<C> =
+        Verifier::with_claims(config).map_err(|e| config_error(e, &settings))?;
     // Derived for one route: same key cache, so no second JWKS fetch.
     let admin_verifier = verifier
         .clone()
@@ -384,7 +385,8 @@ async fn run() -> Result<(), StartError> {
     match settings.token_use {
         TokenUse::Access => serve::<AccessClaims>(settings, sessions).await,
         TokenUse::Id => serve::<IdClaims>(settings, sessions).await,
-        TokenUse::Any => serve::<AnyClaims>(settings, sessions).await,
+        // `Any`, and kinds a later version may add: `AnyClaims` reads either token.
+        _ => serve::<AnyClaims>(settings, sessions).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 
 /// Why a request was refused. Each variant maps onto one RFC 6750 answer:
 ///
@@ -17,6 +17,11 @@ use http::{HeaderValue, StatusCode};
 ///
 /// The `error_description` strings are fixed: nothing from the token is ever echoed into a header.
 /// Details go to `tracing` events instead.
+///
+/// The 503 variants carry no source, by design and for good: the cause of an outage (a JWKS
+/// fetch error, a store error) is logged with its details where it happens, and stays out of
+/// this request-time answer, which is `Clone + Eq` so that it can sit in the response
+/// extensions and be compared in tests. A new kind of outage would be a new variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -224,25 +229,6 @@ impl AuthError {
             Self::KeysUnavailable => "keys_unavailable",
             Self::StoreUnavailable => "store_unavailable",
         }
-    }
-
-    /// The `WWW-Authenticate` value for this error, or `None` for the 503 answers.
-    ///
-    /// `realm` must be a valid quoted-string content (the layer checks it when it is built).
-    pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
-        let value = match (self, self.error_code()) {
-            (Self::KeysUnavailable | Self::StoreUnavailable, _) => return None,
-            (_, None) => format!("Bearer realm=\"{realm}\""),
-            (Self::InsufficientScope { scope: Some(s), .. }, Some(code)) => format!(
-                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\", scope=\"{s}\"",
-                self.description()
-            ),
-            (_, Some(code)) => format!(
-                "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\"",
-                self.description()
-            ),
-        };
-        HeaderValue::from_str(&value).ok()
     }
 }
 

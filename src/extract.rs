@@ -5,8 +5,8 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::service::Anonymous;
-use crate::verifier::Verified;
+use crate::http::Anonymous;
+use crate::verify::Verified;
 
 /// The rejection of the `Verified<C>` extractor: the route has no [`CognitoAuthLayer`] in front
 /// of it (or one with another claims type). That is a bug in the application, so the answer is

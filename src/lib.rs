@@ -17,7 +17,7 @@
 //!     TokenUse::Access,
 //!     ClientIds::one("4p1d8k3k9q2e5s7t0u6v1w3x4y"),
 //! );
-//! let verifier: Verifier = Verifier::new(config)?;
+//! let verifier = Verifier::new(config)?;
 //!
 //! async fn me(claims: Verified) -> String {
 //!     format!("hello {}", claims.username)
@@ -49,7 +49,7 @@
 //! )
 //! .jwks_document(include_str!("../tests/fixtures/doc-test-jwks.json"))
 //! .fetch_keys(false);
-//! let verifier: Verifier = Verifier::new(config)?;
+//! let verifier = Verifier::new(config)?;
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(CognitoAuthLayer::new(verifier))
@@ -95,7 +95,7 @@
 //! Size, header (`alg` exactly `RS256`, a `kid`, no `crit`), key, signature, `iss`, `token_use`,
 //! client (`client_id` or `aud`, required), time (`exp` required, `nbf`, `iat`), rules (scopes,
 //! groups, your check), then the session window. The first failure decides the answer; see
-//! [`verifier`] for the details and [`AuthError`] for the RFC 6750 answers (401, 400, 403, and
+//! [`verify`] for the details and [`AuthError`] for the RFC 6750 answers (401, 400, 403, and
 //! 503 when keys or the store are unavailable, never a 401 for our own outage).
 //!
 //! # When does this crate talk to the network?
@@ -155,25 +155,23 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unreachable_pub)]
 
-mod bearer;
-mod cache;
 mod claims;
 mod clock;
 mod config;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
-mod future;
+mod http;
 mod jwks;
-mod layer;
+mod jws;
 #[cfg(feature = "refresh")]
 pub mod refresh;
-mod rejection;
-mod rules;
-mod service;
 pub mod session;
-mod token;
-pub mod verifier;
+pub mod verify;
+
+/// The old name of [`verify`], kept so that paths written against it go on working.
+#[doc(hidden)]
+pub use verify as verifier;
 
 pub use claims::{AccessClaims, AnyClaims, IdClaims};
 pub use clock::{Clock, SystemClock};
@@ -185,11 +183,8 @@ pub use config::{
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::MissingAuthLayer;
-pub use future::ResponseFuture;
-pub use layer::CognitoAuthLayer;
-pub use rejection::{DefaultRejection, OnRejection};
-pub use service::CognitoAuth;
-pub use verifier::{Verified, Verifier};
+pub use http::{CognitoAuth, CognitoAuthLayer, DefaultRejection, OnRejection, ResponseFuture};
+pub use verify::{Verified, Verifier};
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

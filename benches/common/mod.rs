@@ -1,6 +1,6 @@
 //! Shared setup of the benches: an RSA-2048 key, ~1 KB Cognito-shaped access tokens, the JWKS
 //! document, a recorder of criterion's own samples (for the ratio tables) and a counting
-//! allocator. A compact stand-in for `tests/support`, which benches cannot import.
+//! allocator. A compact stand-in for `tests/it/support`, which benches cannot import.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -336,7 +336,7 @@ async fn refresh_initiate_auth_against_moto() {
         "and mints a new jti"
     );
     let id_verifier: Verifier<IdClaims> =
-        Verifier::new(moto.config(&pool_id, TokenUse::Id, &client_id)).unwrap();
+        Verifier::with_claims(moto.config(&pool_id, TokenUse::Id, &client_id)).unwrap();
     let id = id_verifier
         .verify(fresh.id_token.as_ref().unwrap().expose())
         .await

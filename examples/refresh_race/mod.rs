@@ -111,7 +111,7 @@ async fn round(
     .issuer_override(cognito.issuer())
     .jwks_url(cognito.jwks_url())
     .allow_http_on_loopback(true);
-    let id_tokens: Verifier<IdClaims> = Verifier::new(config)?;
+    let id_tokens: Verifier<IdClaims> = Verifier::with_claims(config)?;
     let client = TokenClient::builder(cognito.client_id())
         .domain(cognito.origin())
         .idp_endpoint(cognito.idp_url())

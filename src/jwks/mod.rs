@@ -12,33 +12,32 @@
 
 mod fetch;
 mod keyset;
+mod single_flight;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
 
-use crate::config::{CognitoConfig, ConfigError};
+use crate::config::{ConfigError, JwksOptions, UserPool};
 use crate::error::{AuthError, InvalidToken};
 pub(crate) use fetch::Fetcher;
 pub(crate) use keyset::{KeySet, VerifyingKey, MAX_KID_BYTES};
-
-type SharedFetch = Shared<BoxFuture<'static, ()>>;
+use single_flight::{FetchInFlight, SingleFlight};
 
 /// The cached keys and their refresh machinery. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct KeyCache {
-    inner: Arc<Inner>,
+    store: Arc<KeyStore>,
 }
 
-struct Inner {
+/// The current key set, and how it is replaced.
+struct KeyStore {
     snapshot: ArcSwap<Snapshot>,
     fetcher: Option<Fetcher>,
-    cooldown: Duration,
     max_age: Duration,
-    state: Mutex<FetchState>,
+    flight: SingleFlight,
 }
 
 struct Snapshot {
@@ -50,26 +49,21 @@ struct Snapshot {
     generation: u64,
 }
 
-#[derive(Default)]
-struct FetchState {
-    in_flight: Option<SharedFetch>,
-    last_attempt: Option<Instant>,
-}
-
 impl KeyCache {
-    pub(crate) fn new(config: &CognitoConfig) -> Result<Self, ConfigError> {
-        let keys = match &config.jwks_document {
+    /// The key cache of `pool`, configured by `options`.
+    pub(crate) fn new(options: &JwksOptions, pool: &UserPool) -> Result<Self, ConfigError> {
+        let keys = match &options.document {
             Some(doc) => KeySet::parse(doc.as_bytes())
                 .map_err(|e| ConfigError::InvalidJwks(e.to_string()))?,
             None => KeySet::default(),
         };
-        let fetcher = if config.fetch_keys {
-            let url = config.checked_jwks_url()?;
+        let fetcher = if options.fetch {
+            let url = options.checked_url(pool)?;
             let fetcher = Fetcher::new(
                 url,
-                config.connect_timeout,
-                config.request_timeout,
-                config.max_jwks_bytes,
+                options.connect_timeout,
+                options.request_timeout,
+                options.max_bytes,
             )
             .map_err(|e| ConfigError::InvalidUrl {
                 setting: "JWKS URL",
@@ -80,16 +74,15 @@ impl KeyCache {
             None
         };
         Ok(Self {
-            inner: Arc::new(Inner {
+            store: Arc::new(KeyStore {
                 snapshot: ArcSwap::from_pointee(Snapshot {
                     keys,
                     loaded_at: Instant::now(),
                     generation: 0,
                 }),
                 fetcher,
-                cooldown: config.jwks_cooldown,
-                max_age: config.jwks_max_age,
-                state: Mutex::new(FetchState::default()),
+                max_age: options.max_age,
+                flight: SingleFlight::new(options.cooldown),
             }),
         })
     }
@@ -97,7 +90,7 @@ impl KeyCache {
     /// The key for `kid` when the cache has it, with its generation; never waits. Starts a
     /// background refresh when the keys are old.
     pub(crate) fn cached_key(&self, kid: &str) -> Option<(Arc<VerifyingKey>, u64)> {
-        let snapshot = self.inner.snapshot.load();
+        let snapshot = self.store.snapshot.load();
         let key = snapshot.keys.get(kid)?;
         self.refresh_if_stale(&snapshot);
         Some((Arc::clone(key), snapshot.generation))
@@ -116,7 +109,7 @@ impl KeyCache {
         if let Some(fetch) = self.start_or_join_fetch() {
             fetch.await;
         }
-        let snapshot = self.inner.snapshot.load();
+        let snapshot = self.store.snapshot.load();
         match snapshot.keys.get(kid) {
             Some(key) => Ok((Arc::clone(key), snapshot.generation)),
             None => {
@@ -130,7 +123,7 @@ impl KeyCache {
     /// key set has not changed since, or the new set still maps the key's `kid` to it.
     /// Starts a background refresh when the keys are old, like [`key`](Self::key).
     pub(crate) fn still_current(&self, key: &Arc<VerifyingKey>, generation: u64) -> bool {
-        let snapshot = self.inner.snapshot.load();
+        let snapshot = self.store.snapshot.load();
         self.refresh_if_stale(&snapshot);
         snapshot.generation == generation
             || snapshot
@@ -145,7 +138,7 @@ impl KeyCache {
         if let Some(fetch) = self.start_or_join_fetch() {
             fetch.await;
         }
-        match self.inner.snapshot.load().keys.len() {
+        match self.store.snapshot.load().keys.len() {
             0 => Err(AuthError::KeysUnavailable),
             n => Ok(n),
         }
@@ -154,13 +147,13 @@ impl KeyCache {
     /// Keys older than the max age are refreshed in the background; the request that noticed
     /// goes on with the cached key.
     fn refresh_if_stale(&self, snapshot: &Snapshot) {
-        if snapshot.loaded_at.elapsed() >= self.inner.max_age {
+        if snapshot.loaded_at.elapsed() >= self.store.max_age {
             drop(self.start_or_join_fetch());
         }
     }
 
     fn miss_error(&self) -> AuthError {
-        if self.inner.snapshot.load().keys.is_empty() {
+        if self.store.snapshot.load().keys.is_empty() {
             AuthError::KeysUnavailable
         } else {
             AuthError::InvalidToken(InvalidToken::UnknownKey)
@@ -168,38 +161,16 @@ impl KeyCache {
     }
 
     /// Joins the fetch in flight, or starts one unless the cooldown since the last one runs.
-    /// The lock is held only to read and set the state, never across an `await`.
-    fn start_or_join_fetch(&self) -> Option<SharedFetch> {
-        self.inner.fetcher.as_ref()?;
-        let mut state = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(fetch) = &state.in_flight {
-            return Some(fetch.clone());
-        }
-        if state
-            .last_attempt
-            .is_some_and(|at| at.elapsed() < self.inner.cooldown)
-        {
-            return None;
-        }
-        let inner = Arc::clone(&self.inner);
-        // Spawned, so a fetch goes on even when the request that started it is dropped.
-        let task = tokio::spawn(async move { inner.fetch_and_store().await });
-        let fetch = async move {
-            let _ = task.await;
-        }
-        .boxed()
-        .shared();
-        state.in_flight = Some(fetch.clone());
-        state.last_attempt = Some(Instant::now());
-        Some(fetch)
+    fn start_or_join_fetch(&self) -> Option<FetchInFlight> {
+        self.store.fetcher.as_ref()?;
+        let store = Arc::clone(&self.store);
+        self.store
+            .flight
+            .join_or_start(move || async move { store.fetch_and_store().await })
     }
 }
 
-impl Inner {
+impl KeyStore {
     async fn fetch_and_store(&self) {
         let Some(fetcher) = &self.fetcher else { return };
         let started = Instant::now();
@@ -232,20 +203,16 @@ impl Inner {
                 );
             }
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.in_flight = None;
-        // The cooldown counts from the end of the fetch, so a slow endpoint is not asked again
-        // the moment it answers.
-        state.last_attempt = Some(Instant::now());
+        self.flight.finished();
     }
 }
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let snapshot = self.inner.snapshot.load();
+        let snapshot = self.store.snapshot.load();
         f.debug_struct("KeyCache")
             .field("keys", &snapshot.keys.len())
-            .field("url", &self.inner.fetcher.as_ref().map(Fetcher::url))
+            .field("url", &self.store.fetcher.as_ref().map(Fetcher::url))
             .finish_non_exhaustive()
     }
 }

@@ -30,7 +30,7 @@
 //!     .domain("myapp.auth.eu-west-1.amazoncognito.com")
 //!     .build()?;
 //! let id_tokens: Verifier<IdClaims> =
-//!     Verifier::new(CognitoConfig::new(pool, TokenUse::Id, ClientIds::one(client_id)))?;
+//!     Verifier::with_claims(CognitoConfig::new(pool, TokenUse::Id, ClientIds::one(client_id)))?;
 //! // Several servers: RedisRefreshStore::connect(url) or PostgresRefreshStore::connect(url).
 //! let store = Arc::new(MemoryRefreshStore::new(100_000));
 //! let keys = SealingKeys::from_base64("2026-12", &std::env::var("SESSION_KEY")?)?;

@@ -40,6 +40,8 @@
 //! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
 //! | `PostgresStore` | `postgres` | one statement with a row lock | yes | yes |
 
+mod gate;
+mod key;
 mod memory;
 mod window;
 
@@ -55,6 +57,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use gate::SessionGate;
+use key::KeyFn;
+pub use key::SessionKeyParts;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -76,6 +81,7 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// What the store decided about one token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SessionVerdict {
     /// The token's `iat` is within the window (and now recorded).
     Accepted,
@@ -86,12 +92,31 @@ pub enum SessionVerdict {
 }
 
 /// The window's shape, passed with every call so that every backend applies the same rules.
+///
+/// Like every time the store protocol passes (`iat`, `now`, `expires_at`), the TTL is in whole
+/// seconds; [`SessionConfig::ttl`] converts the configured `Duration` once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WindowLimits {
     /// How many distinct `iat` values are kept (1 to [`MAX_WINDOW`]).
     pub size: usize,
     /// How long an entry lives after its last change, in seconds.
     pub ttl_secs: i64,
+}
+
+impl WindowLimits {
+    /// A window of `size` distinct `iat` values whose entries live `ttl_secs` seconds after
+    /// their last change. Not checked here: stores refuse limits out of range
+    /// ([`StoreErrorKind::InvalidInput`]), and [`SessionConfig`] is checked when the verifier is
+    /// built.
+    pub const fn new(size: usize, ttl_secs: i64) -> Self {
+        Self { size, ttl_secs }
+    }
+
+    /// When an entry changed at `now` expires: `now + ttl_secs`, saturating.
+    pub const fn expires_at(&self, now: i64) -> i64 {
+        now.saturating_add(self.ttl_secs)
+    }
 }
 
 impl Default for WindowLimits {
@@ -109,6 +134,9 @@ impl Default for WindowLimits {
 /// run time. Times are seconds since the Unix epoch, passed in by the verifier (from its
 /// [`Clock`](crate::Clock)) so that every backend agrees on when an entry has expired; backends
 /// may also use their native expiry to reclaim space.
+///
+/// Methods added in later versions come with default bodies (or in traits of their own, as the
+/// refresh lock does), so a store written against this version goes on compiling.
 pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Atomically: if `key` is revoked, [`SessionVerdict::Revoked`]; else if the window holds at
     /// least `limits.size` values and `iat` is older than the `limits.size`-th newest of them
@@ -127,9 +155,16 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Revokes the session `key` until `now + limits.ttl_secs`: every token of it is refused.
     fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()>;
 
-    /// The entry of `key` as it is now, or `None` if absent or expired. For tests and tools;
-    /// never called on the request path.
-    fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>>;
+    /// **Test hook**, not part of the stable API: the entry of `key` as it is now, or `None` if
+    /// absent or expired. For tests and tools; never called on the request path. Stores need
+    /// not implement it: the default answers [`StoreErrorKind::Unsupported`].
+    #[doc(hidden)]
+    fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
+        let _ = (key, now);
+        Box::pin(std::future::ready(Err(StoreError::from_kind(
+            StoreErrorKind::Unsupported,
+        ))))
+    }
 }
 
 /// A store failure. The backend's own error is kept behind [`source`](StdError::source).
@@ -151,6 +186,8 @@ pub enum StoreErrorKind {
     Corrupt,
     /// The arguments were refused (for example a window size out of range).
     InvalidInput,
+    /// The store does not implement this optional operation.
+    Unsupported,
 }
 
 impl StoreError {
@@ -180,6 +217,7 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Timeout => "session store timed out",
             StoreErrorKind::Corrupt => "session store returned unexpected data",
             StoreErrorKind::InvalidInput => "session store refused the arguments",
+            StoreErrorKind::Unsupported => "session store does not support this operation",
         };
         match &self.source {
             Some(source) => write!(f, "{what}: {source}"),
@@ -195,40 +233,6 @@ impl StdError for StoreError {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
-
-/// What a session key function sees of a verified token.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct SessionKeyParts<'a> {
-    /// `sub`.
-    pub sub: Option<&'a str>,
-    /// `client_id` (access tokens) or `aud` (id tokens).
-    pub client: Option<&'a str>,
-    /// `origin_jti`.
-    pub origin_jti: Option<&'a str>,
-    /// `device_key`.
-    pub device_key: Option<&'a str>,
-    /// `token_use`.
-    pub token_use: &'a str,
-}
-
-impl SessionKeyParts<'_> {
-    /// The default key: `o:{origin_jti}`, else `s:{sub}:{client}[:{device_key}]`; `None` when the
-    /// token has neither (then it is refused as lacking a required claim).
-    pub fn default_key(&self) -> Option<String> {
-        if let Some(origin) = self.origin_jti.filter(|o| !o.is_empty()) {
-            return Some(format!("o:{origin}"));
-        }
-        let sub = self.sub.filter(|s| !s.is_empty())?;
-        let client = self.client.unwrap_or("");
-        Some(match self.device_key {
-            Some(device) => format!("s:{sub}:{client}:{device}"),
-            None => format!("s:{sub}:{client}"),
-        })
-    }
-}
-
-type KeyFn = Arc<dyn Fn(&SessionKeyParts<'_>) -> Option<String> + Send + Sync>;
 
 /// How the verifier uses a session store.
 ///
@@ -308,29 +312,6 @@ impl SessionConfig {
     /// The window limits in force.
     pub fn limits(&self) -> WindowLimits {
         self.limits
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
-        if !(1..=MAX_WINDOW).contains(&self.limits.size) {
-            return Err(crate::ConfigError::InvalidSetting {
-                setting: "session window",
-                reason: "must be between 1 and 8",
-            });
-        }
-        if self.limits.ttl_secs < 1 || self.timeout.is_zero() {
-            return Err(crate::ConfigError::InvalidSetting {
-                setting: "session ttl or timeout",
-                reason: "must be greater than zero",
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn key(&self, parts: &SessionKeyParts<'_>) -> Option<String> {
-        match &self.key_fn {
-            Some(f) => f(parts),
-            None => parts.default_key(),
-        }
     }
 }
 

@@ -330,7 +330,7 @@ impl PostgresStore {
         check_limits(limits)?;
         // `check_limits` bounds the size to 1..=MAX_WINDOW.
         let size = limits.size as i32;
-        let expires_at = now.saturating_add(limits.ttl_secs);
+        let expires_at = limits.expires_at(now);
         let client = self.client().await?;
         let statement = client
             .prepare_typed_cached(&self.sql.check, CHECK_TYPES)
@@ -351,7 +351,7 @@ impl PostgresStore {
         limits: WindowLimits,
     ) -> Result<(), StoreError> {
         check_limits(limits)?;
-        let expires_at = now.saturating_add(limits.ttl_secs);
+        let expires_at = limits.expires_at(now);
         let client = self.client().await?;
         let statement = client
             .prepare_typed_cached(&self.sql.revoke, REVOKE_TYPES)

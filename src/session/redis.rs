@@ -309,7 +309,7 @@ impl SessionStore for RedisStore {
                 .key(self.redis_key(key))
                 .arg(iat.to_string())
                 .arg(now.to_string())
-                .arg(now.saturating_add(limits.ttl_secs).to_string())
+                .arg(limits.expires_at(now).to_string())
                 .arg(limits.size.to_string())
                 .arg(native_ttl(limits.ttl_secs))
                 .invoke_async(&mut conn)
@@ -333,7 +333,7 @@ impl SessionStore for RedisStore {
                 .revoke
                 .key(self.redis_key(key))
                 .arg(now.to_string())
-                .arg(now.saturating_add(limits.ttl_secs).to_string())
+                .arg(limits.expires_at(now).to_string())
                 .arg(native_ttl(limits.ttl_secs))
                 .invoke_async(&mut conn)
                 .await

@@ -7,6 +7,7 @@ pub const MAX_WINDOW: usize = 8;
 
 /// A session entry as a store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionEntry {
     /// The distinct `iat` values kept, oldest first.
     pub iats: Vec<i64>,
@@ -14,6 +15,18 @@ pub struct SessionEntry {
     pub revoked: bool,
     /// When the entry expires (seconds since the epoch); it counts as absent from then on.
     pub expires_at: i64,
+}
+
+impl SessionEntry {
+    /// An entry with these `iat` values (oldest first), revoked or not, expiring at
+    /// `expires_at` (seconds since the epoch).
+    pub fn new(iats: Vec<i64>, revoked: bool, expires_at: i64) -> Self {
+        Self {
+            iats,
+            revoked,
+            expires_at,
+        }
+    }
 }
 
 /// A compact, `Copy` window for in-memory use: no allocation per request.
@@ -72,7 +85,7 @@ impl Window {
             w.iats[..new_len].copy_from_slice(&values[start..=len]);
             w.len = new_len as u8;
         }
-        w.expires_at = now.saturating_add(limits.ttl_secs);
+        w.expires_at = limits.expires_at(now);
         (SessionVerdict::Accepted, Some(w))
     }
 
@@ -80,7 +93,7 @@ impl Window {
     pub(crate) fn revoke(self, now: i64, limits: WindowLimits) -> Self {
         let mut w = self.live(now);
         w.revoked = true;
-        w.expires_at = now.saturating_add(limits.ttl_secs);
+        w.expires_at = limits.expires_at(now);
         w
     }
 
@@ -98,10 +111,7 @@ impl Window {
 mod tests {
     use super::*;
 
-    const LIMITS: WindowLimits = WindowLimits {
-        size: 2,
-        ttl_secs: 100,
-    };
+    const LIMITS: WindowLimits = WindowLimits::new(2, 100);
 
     fn run(ops: &[i64]) -> (Vec<SessionVerdict>, Window) {
         let mut w = Window::EMPTY;
@@ -147,10 +157,7 @@ mod tests {
 
     #[test]
     fn larger_windows_keep_the_newest() {
-        let limits = WindowLimits {
-            size: 3,
-            ttl_secs: 10,
-        };
+        let limits = WindowLimits::new(3, 10);
         let mut w = Window::EMPTY;
         for iat in [5, 1, 9, 7, 3] {
             if let (_, Some(next)) = w.advance(iat, 0, limits) {

@@ -484,9 +484,12 @@ async fn token(AxumState(inner): AxumState<Shared>, headers: HeaderMap, body: By
         .as_ref()
         .and_then(|f| f.get("grant_type"))
         .map(String::as_str);
-    if grant == Some("refresh_token") && !delay.is_zero() {
-        // A client that gives up meanwhile drops this future: nothing below happens.
-        tokio::time::sleep(delay).await;
+    if grant == Some("refresh_token") {
+        lock(&inner).counts.refreshes_received += 1;
+        if !delay.is_zero() {
+            // A client that gives up meanwhile drops this future: nothing below happens.
+            tokio::time::sleep(delay).await;
+        }
     }
     let mut st = lock(&inner);
     let grant = grant.map(str::to_owned);
@@ -704,9 +707,12 @@ async fn idp(AxumState(inner): AxumState<Shared>, headers: HeaderMap, body: Byte
             )
         }
     };
-    if matches!(call, Call::GetTokens | Call::InitiateRefresh) && !delay.is_zero() {
-        // A client that gives up meanwhile drops this future: nothing below happens.
-        tokio::time::sleep(delay).await;
+    if matches!(call, Call::GetTokens | Call::InitiateRefresh) {
+        lock(&inner).counts.refreshes_received += 1;
+        if !delay.is_zero() {
+            // A client that gives up meanwhile drops this future: nothing below happens.
+            tokio::time::sleep(delay).await;
+        }
     }
     let mut st = lock(&inner);
     match call {

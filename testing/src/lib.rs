@@ -150,6 +150,10 @@ pub struct Counts {
     /// `REFRESH_TOKEN_AUTH`, `/oauth2/token` `refresh_token` grant, and
     /// [`LocalCognito::spend_refresh_token`].
     pub refreshes: u64,
+    /// Refresh requests received, counted on arrival, before any
+    /// [`LocalCognito::set_refresh_delay`] (so also those whose client gave up meanwhile):
+    /// tests wait on it to know a refresh is in flight.
+    pub refreshes_received: u64,
     /// Refreshes that returned tokens.
     pub refresh_ok: u64,
     /// Refreshes refused because the token was already rotated (past the grace period).
@@ -616,6 +620,19 @@ impl LocalCognito {
                 return refreshes;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until at least `at_least` refresh requests were received (processed or not), or
+    /// `deadline` passed; returns the number received then.
+    pub async fn wait_for_received_refreshes(&self, at_least: u64, deadline: Duration) -> u64 {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let received = self.counts().refreshes_received;
+            if received >= at_least || std::time::Instant::now() >= until {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 

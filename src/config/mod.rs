@@ -1,0 +1,451 @@
+//! Build-time configuration: the user pool, what tokens to accept, and where keys come from.
+
+mod client;
+mod error;
+mod jwks;
+mod pool;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::session::{SessionConfig, MAX_WINDOW};
+
+pub use client::{ClientIds, TokenUse};
+pub use error::ConfigError;
+pub(crate) use jwks::JwksOptions;
+pub use pool::{IssuerForm, Issuers, UserPool};
+
+/// The default clock leeway applied to `exp`, `nbf` and `iat`: 5 seconds.
+///
+/// Cognito access tokens live 5 to 60 minutes, so the leeway must stay small. The official AWS
+/// library uses 0; a few seconds absorbs ordinary NTP drift between Cognito and your servers.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// The default cap on the raw token size, checked before any decoding: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The default pause after a JWKS fetch during which an unknown `kid` triggers no new fetch: 10 s.
+pub const DEFAULT_JWKS_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// The default age after which cached keys are refreshed in the background: 1 hour.
+pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The default cap on a JWKS response body: 64 KiB (Cognito's is about 1 KiB).
+pub const DEFAULT_MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// The default number of verified tokens cached: 10 000.
+pub const DEFAULT_TOKEN_CACHE_SIZE: u64 = 10_000;
+
+/// The default `realm` of the `WWW-Authenticate` challenge.
+pub const DEFAULT_REALM: &str = "cognito";
+
+/// Everything the verifier needs to know. Security-relevant settings are constructor arguments;
+/// the rest have safe defaults, changed through the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_cognito::{ClientIds, CognitoConfig, TokenUse, UserPool};
+///
+/// let config = CognitoConfig::new(
+///     UserPool::parse("eu-west-1_AbCdEf123").unwrap(),
+///     TokenUse::Access,
+///     ClientIds::one("4p1d8k3k9q2e5s7t0u6v1w3x4y"),
+/// )
+/// .leeway(Duration::from_secs(2))
+/// .require_scopes(["orders/read"]);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CognitoConfig {
+    pub(crate) pool: UserPool,
+    pub(crate) token_use: TokenUse,
+    pub(crate) client_ids: ClientIds,
+    pub(crate) issuers: Issuers,
+    pub(crate) issuer_override: Option<String>,
+    /// Where keys come from and how they are fetched: what the key cache takes.
+    pub(crate) jwks: JwksOptions,
+    pub(crate) leeway: Duration,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) required_scopes: Vec<String>,
+    pub(crate) required_groups: Vec<String>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) realm: String,
+    pub(crate) sessions: Option<SessionConfig>,
+    pub(crate) token_cache_size: u64,
+}
+
+impl CognitoConfig {
+    /// Accept tokens of `pool`, of kind `token_use`, issued to one of `client_ids`.
+    pub fn new(pool: UserPool, token_use: TokenUse, client_ids: ClientIds) -> Self {
+        Self {
+            pool,
+            token_use,
+            client_ids,
+            issuers: Issuers::Both,
+            issuer_override: None,
+            jwks: JwksOptions::default(),
+            leeway: DEFAULT_LEEWAY,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            required_scopes: Vec::new(),
+            required_groups: Vec::new(),
+            clock: Arc::new(SystemClock),
+            realm: DEFAULT_REALM.to_owned(),
+            sessions: None,
+            token_cache_size: DEFAULT_TOKEN_CACHE_SIZE,
+        }
+    }
+
+    /// The user pool.
+    pub fn pool(&self) -> &UserPool {
+        &self.pool
+    }
+
+    /// Restrict the accepted issuer forms (both are accepted by default).
+    pub fn issuers(mut self, issuers: Issuers) -> Self {
+        self.issuers = issuers;
+        self
+    }
+
+    /// Accept exactly this issuer instead of the Cognito ones: for local emulators and tests.
+    pub fn issuer_override(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer_override = Some(issuer.into());
+        self
+    }
+
+    /// Fetch keys from this URL instead of the pool's: for local emulators and tests.
+    ///
+    /// It must be `https`, unless [`allow_http_on_loopback`](Self::allow_http_on_loopback) is set
+    /// and the host is a loopback address.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks.url = Some(url.into());
+        self
+    }
+
+    /// Allow a plain `http://` JWKS URL whose host is `localhost` or a loopback address.
+    ///
+    /// Off by default, so a typo can never send production key fetches over plain HTTP.
+    pub fn allow_http_on_loopback(mut self, allow: bool) -> Self {
+        self.jwks.allow_http_loopback = allow;
+        self
+    }
+
+    /// Start with the keys of this JWKS document (`{"keys": [...]}`), for an offline start or
+    /// tests. Keys are still fetched for an unknown `kid` and when they grow old, unless
+    /// [`fetch_keys(false)`](Self::fetch_keys) is set.
+    pub fn jwks_document(mut self, json: impl Into<String>) -> Self {
+        self.jwks.document = Some(json.into());
+        self
+    }
+
+    /// Whether keys may be fetched over the network (default `true`). With `false`, only the keys
+    /// of [`jwks_document`](Self::jwks_document) are used and the crate never touches the network.
+    pub fn fetch_keys(mut self, fetch: bool) -> Self {
+        self.jwks.fetch = fetch;
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat` (default [`DEFAULT_LEEWAY`], at most 5 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The cap on the raw token size, checked before decoding (default [`DEFAULT_MAX_TOKEN_BYTES`]).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Require every one of these scopes in the access token's `scope` claim (403 otherwise).
+    pub fn require_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes
+            .extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Require at least one of these groups in `cognito:groups` (403 otherwise).
+    pub fn require_any_group<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_groups
+            .extend(groups.into_iter().map(Into::into));
+        self
+    }
+
+    /// After a JWKS fetch, unknown `kid`s trigger no new fetch for this long (default
+    /// [`DEFAULT_JWKS_COOLDOWN`]). Failed fetches start the cooldown too.
+    pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.jwks.cooldown = cooldown;
+        self
+    }
+
+    /// Cached keys older than this are refreshed in the background (default
+    /// [`DEFAULT_JWKS_MAX_AGE`]).
+    pub fn jwks_max_age(mut self, max_age: Duration) -> Self {
+        self.jwks.max_age = max_age;
+        self
+    }
+
+    /// The cap on a JWKS response body (default [`DEFAULT_MAX_JWKS_BYTES`]).
+    pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
+        self.jwks.max_bytes = bytes;
+        self
+    }
+
+    /// Connect and total timeouts of a JWKS fetch (default 3 s and 5 s).
+    pub fn jwks_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.jwks.connect_timeout = connect;
+        self.jwks.request_timeout = total;
+        self
+    }
+
+    /// The clock used for `exp`, `nbf` and `iat` (default: the system clock). For tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check every verified token against a per-session `iat` window in a session store: see
+    /// [`session`](crate::session) for the semantics. Off by default.
+    pub fn session_window(mut self, sessions: SessionConfig) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// How many verified tokens are cached (default [`DEFAULT_TOKEN_CACHE_SIZE`]; 0 disables).
+    ///
+    /// A token seen again skips decoding and the signature check; its `exp` and its key are
+    /// checked again on every hit, and the session window still runs.
+    pub fn token_cache_size(mut self, tokens: u64) -> Self {
+        self.token_cache_size = tokens;
+        self
+    }
+
+    /// The `realm` of the `WWW-Authenticate` challenge (default [`DEFAULT_REALM`]).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The issuers a token may name.
+    pub(crate) fn accepted_issuers(&self) -> Vec<String> {
+        if let Some(issuer) = &self.issuer_override {
+            return vec![issuer.clone()];
+        }
+        match self.issuers {
+            Issuers::Both => vec![
+                self.pool.issuer(IssuerForm::Original),
+                self.pool.issuer(IssuerForm::Updated),
+            ],
+            Issuers::Only(form) => vec![self.pool.issuer(form)],
+        }
+    }
+
+    /// Checks everything that can be checked without the network.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        self.client_ids.validate()?;
+        if let Some(sessions) = &self.sessions {
+            validate_sessions(sessions)?;
+        }
+        if let Some(issuer) = &self.issuer_override {
+            if issuer.trim().is_empty() || issuer.trim() != issuer {
+                return Err(ConfigError::InvalidIssuer(issuer.clone()));
+            }
+        }
+        self.jwks.validate_source(&self.pool)?;
+        if self.realm.is_empty()
+            || !self
+                .realm
+                .bytes()
+                .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::InvalidSetting {
+                setting: "realm",
+                reason: "must be non-empty printable ASCII without quotes or backslashes",
+            });
+        }
+        for rule in self.required_scopes.iter().chain(&self.required_groups) {
+            validate_rule(rule)?;
+        }
+        let checks: [(&'static str, bool, &'static str); 5] = [
+            (
+                "leeway",
+                self.leeway <= Duration::from_secs(300),
+                "must be at most 5 minutes",
+            ),
+            (
+                "max_token_bytes",
+                (256..=1024 * 1024).contains(&self.max_token_bytes),
+                "must be between 256 bytes and 1 MiB",
+            ),
+            (
+                "max_jwks_bytes",
+                (1024..=16 * 1024 * 1024).contains(&self.jwks.max_bytes),
+                "must be between 1 KiB and 16 MiB",
+            ),
+            (
+                "jwks_timeouts",
+                !self.jwks.connect_timeout.is_zero() && !self.jwks.request_timeout.is_zero(),
+                "must be greater than zero",
+            ),
+            (
+                "jwks_max_age",
+                self.jwks.max_age >= self.jwks.cooldown,
+                "must not be shorter than the cooldown",
+            ),
+        ];
+        for (setting, ok, reason) in checks {
+            if !ok {
+                return Err(ConfigError::InvalidSetting { setting, reason });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The session window's settings are in range.
+fn validate_sessions(sessions: &SessionConfig) -> Result<(), ConfigError> {
+    if !(1..=MAX_WINDOW).contains(&sessions.limits.size) {
+        return Err(ConfigError::InvalidSetting {
+            setting: "session window",
+            reason: "must be between 1 and 8",
+        });
+    }
+    if sessions.limits.ttl_secs < 1 || sessions.timeout.is_zero() {
+        return Err(ConfigError::InvalidSetting {
+            setting: "session ttl or timeout",
+            reason: "must be greater than zero",
+        });
+    }
+    Ok(())
+}
+
+/// A scope or group: non-empty printable ASCII without spaces, quotes or backslashes, so that
+/// scopes can go into the `scope` attribute of a challenge as they are.
+pub(crate) fn validate_rule(rule: &str) -> Result<(), ConfigError> {
+    let ok = !rule.is_empty()
+        && rule
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidRule(rule.to_owned()))
+    }
+}
+
+impl fmt::Debug for CognitoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CognitoConfig")
+            .field("pool", &self.pool.id())
+            .field("token_use", &self.token_use)
+            .field("client_ids", &self.client_ids)
+            .field("issuers", &self.accepted_issuers())
+            .field("jwks_url", &self.jwks.url)
+            .field("fetch_keys", &self.jwks.fetch)
+            .field("leeway", &self.leeway)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .field("required_scopes", &self.required_scopes)
+            .field("required_groups", &self.required_groups)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> CognitoConfig {
+        CognitoConfig::new(
+            UserPool::parse("eu-west-1_AbC123").unwrap(),
+            TokenUse::Access,
+            ClientIds::one("client1"),
+        )
+    }
+
+    #[test]
+    fn both_issuer_forms_by_default_and_one_on_request() {
+        assert_eq!(
+            config().accepted_issuers(),
+            [
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123",
+                "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+            ]
+        );
+        assert_eq!(
+            config()
+                .issuers(Issuers::Only(IssuerForm::Updated))
+                .accepted_issuers(),
+            ["https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"]
+        );
+    }
+
+    #[test]
+    fn plain_http_needs_opt_in_and_loopback() {
+        let http = config().jwks_url("http://127.0.0.1:9229/x/.well-known/jwks.json");
+        assert!(matches!(
+            http.validate(),
+            Err(ConfigError::InvalidUrl { .. })
+        ));
+        assert!(http.clone().allow_http_on_loopback(true).validate().is_ok());
+        let remote = config()
+            .jwks_url("http://cognito.example.com/jwks.json")
+            .allow_http_on_loopback(true);
+        assert!(matches!(
+            remote.validate(),
+            Err(ConfigError::InvalidUrl { .. })
+        ));
+        let localhost = config()
+            .jwks_url("http://localhost:1/jwks.json")
+            .allow_http_on_loopback(true);
+        assert!(localhost.validate().is_ok());
+    }
+
+    #[test]
+    fn client_ids_must_be_explicit() {
+        let none = CognitoConfig::new(
+            UserPool::parse("eu-west-1_AbC123").unwrap(),
+            TokenUse::Access,
+            ClientIds::new(Vec::<String>::new()),
+        );
+        assert_eq!(none.validate(), Err(ConfigError::NoClientIds));
+        let bad = CognitoConfig::new(
+            UserPool::parse("eu-west-1_AbC123").unwrap(),
+            TokenUse::Access,
+            ClientIds::one("a\"b"),
+        );
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::InvalidClientId(_))
+        ));
+        assert!(ClientIds::unchecked().allows("anything"));
+    }
+
+    #[test]
+    fn rules_and_ranges_are_checked() {
+        assert!(matches!(
+            config().require_scopes(["a b"]).validate(),
+            Err(ConfigError::InvalidRule(_))
+        ));
+        assert!(matches!(
+            config().leeway(Duration::from_secs(3600)).validate(),
+            Err(ConfigError::InvalidSetting {
+                setting: "leeway",
+                ..
+            })
+        ));
+        assert!(matches!(
+            config().fetch_keys(false).validate(),
+            Err(ConfigError::InvalidSetting { .. })
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! [`CognitoAuth`]: the middleware service.
+
+use std::mem;
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt;
+use http::header::{HeaderMap, AUTHORIZATION};
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use super::bearer::{check_token, find_token};
+use super::future::ResponseFuture;
+use super::layer::CognitoAuthLayer;
+use super::rejection::{reject, DefaultRejection, OnRejection};
+use crate::claims::AccessClaims;
+use crate::error::AuthError;
+use crate::verify::{Lookup, Verifier};
+
+/// The token `find_token` found at `offset`, read again from the request that the verifying
+/// future owns, as text; `None` when it is not UTF-8 (and so, as [`check_token`] finds, no
+/// `b64token`).
+fn token_at(headers: &HeaderMap, offset: usize) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes().get(offset..)?;
+    simdutf8::basic::from_utf8(value).ok()
+}
+
+/// Marks a request let through without a token in optional mode, so the `Option` extractor can
+/// tell "anonymous" from "the layer is missing".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
+#[derive(Debug)]
+pub struct CognitoAuth<S, C = AccessClaims, R = DefaultRejection> {
+    inner: S,
+    verifier: Verifier<C>,
+    optional: bool,
+    on_rejection: R,
+}
+
+// By hand: a derive would require `C: Clone`, and the claims type need not be.
+impl<S: Clone, C, R: Clone> Clone for CognitoAuth<S, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            verifier: self.verifier.clone(),
+            optional: self.optional,
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
+}
+
+impl<S, C, R> CognitoAuth<S, C, R> {
+    pub(crate) fn new(inner: S, verifier: Verifier<C>, optional: bool, on_rejection: R) -> Self {
+        Self {
+            inner,
+            verifier,
+            optional,
+            on_rejection,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, without the layer.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The verifier this service uses.
+    pub fn verifier(&self) -> &Verifier<C> {
+        &self.verifier
+    }
+}
+
+// On `()`, so that `CognitoAuth::layer(verifier)` infers: the service it wraps is chosen when the
+// layer is applied.
+impl<C> CognitoAuth<(), C> {
+    /// The layer that makes this service: the same as [`CognitoAuthLayer::new`].
+    ///
+    /// ```
+    /// # use tower_cognito::{ClientIds, CognitoAuth, CognitoConfig, TokenUse, UserPool, Verifier};
+    /// # let config = CognitoConfig::new(UserPool::parse("eu-west-1_AbC").unwrap(), TokenUse::Access, ClientIds::one("c"));
+    /// let layer = CognitoAuth::layer(Verifier::new(config).unwrap());
+    /// let service = tower::ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service(tower::service_fn(|_: http::Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }));
+    /// # let _ = service;
+    /// ```
+    pub fn layer(verifier: Verifier<C>) -> CognitoAuthLayer<C> {
+        CognitoAuthLayer::new(verifier)
+    }
+}
+
+impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for CognitoAuth<S, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
+    R: OnRejection<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let realm = self.verifier.realm();
+        let found = match find_token(request.headers()) {
+            Ok(Some(found)) => found,
+            Ok(None) if self.optional => {
+                request.extensions_mut().insert(Anonymous);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => {
+                let response = reject(AuthError::MissingToken, realm, &self.on_rejection);
+                return ResponseFuture::rejected(response);
+            }
+            Err(error) => {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
+        };
+        let offset = found.offset;
+        // Asked once, by bytes: a token verified before needs no UTF-8 check. The token must be
+        // one `b64token` (else 400): the verifier checks it when it has to verify the token.
+        let pending = match self.verifier.lookup(found.token, check_token) {
+            // The whole answer: no `await`, no boxed future.
+            Lookup::Ready(verified) => {
+                request.extensions_mut().insert(verified);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Lookup::Refused(error) => {
+                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+            }
+            Lookup::Pending(pending) => pending,
+        };
+        let verifier = self.verifier.clone();
+        let on_rejection = self.on_rejection.clone();
+        // The ready service goes into the future; a fresh clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let fut = async move {
+            // Borrowed from the request the future owns: no copy of the header.
+            let headers = request.headers();
+            let token = move || token_at(headers, offset).unwrap_or_default();
+            match verifier.finish(pending, token).await {
+                Ok(verified) => {
+                    request.extensions_mut().insert(verified);
+                    Ok(inner.call(request))
+                }
+                Err(error) => Err(reject(error, verifier.realm(), &on_rejection)),
+            }
+        };
+        ResponseFuture::verifying(fut.boxed())
+    }
+}

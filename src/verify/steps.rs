@@ -1,0 +1,179 @@
+//! Steps 1 to 10 for a token not verified before, in the order of the [module docs](super).
+
+use std::sync::Arc;
+
+use super::verified::Validity;
+use super::{PoolChecks, Verified, Verifier};
+use crate::claims::{Payload, Registered};
+use crate::error::{AuthError, InvalidToken};
+use crate::jwks::VerifyingKey;
+use crate::jws::{decode_b64_into, parse_object, split_token, stack_buffer, with_decoded, Header};
+use crate::session::SessionKeyParts;
+use serde::de::DeserializeOwned;
+
+/// The largest RS256 signature: 8192 bits.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Headers up to this size are decoded on the stack (Cognito's are about 70 bytes).
+const HEADER_STACK_BYTES: usize = 512;
+
+/// Payloads up to this size are decoded on the stack (Cognito's are about 1 KB).
+const PAYLOAD_STACK_BYTES: usize = 4096;
+
+/// The outcome of steps 1 to 9: everything but the session window.
+struct Stateless<C> {
+    /// With its session key, which step 10 still has to check, and its validity.
+    verified: Verified<C>,
+    /// When the claims were checked: the request's one clock reading, also used for step 10.
+    now: i64,
+}
+
+/// Where the key of a token's header stands after a look at the key cache.
+enum HeaderKey {
+    /// Cached, with the generation of its key set.
+    Cached(Arc<VerifyingKey>, u64),
+    /// Not cached: this `kid` must be waited for.
+    Fetch(String),
+}
+
+impl<C> Verifier<C>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Every step, then the outcome of the stateless ones is remembered for the next time this
+    /// token comes.
+    pub(super) async fn verify_all_steps(&self, token: &str) -> Result<Verified<C>, AuthError> {
+        let pool = &*self.state.pool;
+        // 1. Size, before anything else.
+        if token.len() > pool.max_token_bytes {
+            return Err(InvalidToken::TooLarge.into());
+        }
+        let Stateless { verified, now } = self.verify_stateless(token).await?;
+        if let Some(cache) = &self.state.cache {
+            cache.insert(verified.clone());
+        }
+        // 10. Session window.
+        pool.check_session(&verified, now).await?;
+        Ok(verified)
+    }
+
+    /// Steps 2 to 9, and the session key for step 10.
+    async fn verify_stateless(&self, token: &str) -> Result<Stateless<C>, AuthError> {
+        let pool = &*self.state.pool;
+        let (header_b64, payload_b64, signature_b64) =
+            split_token(token).ok_or(InvalidToken::Malformed)?;
+
+        // 2-3. Header and key: the key from the cache without waiting, or the `kid` to fetch.
+        let (key, generation) = match self.header_key(header_b64)? {
+            HeaderKey::Cached(key, generation) => (key, generation),
+            HeaderKey::Fetch(kid) => pool.keys.key(&kid).await?,
+        };
+
+        self.check_signed(
+            token,
+            header_b64.len(),
+            payload_b64,
+            signature_b64,
+            (key, generation),
+        )
+    }
+
+    /// Steps 2 and 3 as far as they go without waiting: the cached key of the header's `kid`,
+    /// or the `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
+    fn header_key(&self, header_b64: &str) -> Result<HeaderKey, AuthError> {
+        with_decoded::<HEADER_STACK_BYTES, _>(header_b64, |json| {
+            let header: Header<'_> = parse_object(json)?;
+            if &*header.alg != "RS256" {
+                return Err(InvalidToken::UnsupportedAlgorithm.into());
+            }
+            if header.crit.is_some() {
+                return Err(InvalidToken::UnsupportedCritical.into());
+            }
+            let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
+            Ok(match self.state.pool.keys.cached_key(&kid) {
+                Some((key, generation)) => HeaderKey::Cached(key, generation),
+                None => HeaderKey::Fetch(kid.into()),
+            })
+        })
+    }
+
+    /// Steps 4 to 9, after the key is had. Synchronous, so that its buffers live on the stack
+    /// rather than in the future.
+    fn check_signed(
+        &self,
+        token: &str,
+        header_len: usize,
+        payload_b64: &str,
+        signature_b64: &str,
+        (key, generation): (Arc<VerifyingKey>, u64),
+    ) -> Result<Stateless<C>, AuthError> {
+        // 4. Signature.
+        let mut signature = stack_buffer::<MAX_SIGNATURE_BYTES>();
+        let signature = decode_b64_into(signature_b64, &mut signature)
+            .map_err(|_| InvalidToken::BadSignature)?;
+        let signing_input = &token.as_bytes()[..header_len + 1 + payload_b64.len()];
+        if !key.verify(signing_input, signature) {
+            tracing::debug!(kid = key.kid(), "bad signature");
+            return Err(InvalidToken::BadSignature.into());
+        }
+
+        // 5-9. Claims, as of now: after the key, which may have been waited for.
+        let now = self.state.pool.clock.now_unix();
+        let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
+            self.read_claims(token, payload, now, (key, generation))
+        })?;
+        Ok(Stateless { verified, now })
+    }
+
+    /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10 and the
+    /// validity of the verification (`key` is the one that verified the signature).
+    fn read_claims(
+        &self,
+        token: &str,
+        payload: &[u8],
+        now: i64,
+        (key, generation): (Arc<VerifyingKey>, u64),
+    ) -> Result<Verified<C>, AuthError> {
+        let pool = &*self.state.pool;
+        let payload = Payload::parse::<C>(payload)?;
+        let claims = &payload.registered;
+        let (iat, exp) = pool.claims.check(claims, now)?;
+        self.state
+            .rules
+            .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
+        // Its error, if any, comes after those of the claims type and the custom check.
+        let session_key = pool.session_key(claims);
+        let typed: C = payload.into_claims()?;
+        self.state.rules.check_typed(&typed)?;
+        let validity = Validity::new(key, generation, exp.saturating_add(pool.claims.leeway), now);
+        Ok(Verified::new(
+            typed,
+            (iat, exp),
+            session_key?,
+            token,
+            validity,
+        ))
+    }
+}
+
+impl PoolChecks {
+    /// The session key of a token, when the session window is on.
+    fn session_key(&self, claims: &Registered<'_>) -> Result<Option<Box<str>>, InvalidToken> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(None);
+        };
+        let token_use = claims.token_use.as_deref().unwrap_or_default();
+        let parts = SessionKeyParts {
+            sub: claims.sub.as_deref(),
+            client: super::checks::client(claims, token_use),
+            origin_jti: claims.origin_jti.as_deref(),
+            device_key: claims.device_key.as_deref(),
+            token_use,
+        };
+        let key = sessions
+            .config()
+            .key(&parts)
+            .ok_or(InvalidToken::MissingClaim)?;
+        Ok(Some(key.into()))
+    }
+}

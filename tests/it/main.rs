@@ -1,0 +1,32 @@
+//! The integration tests, as one binary: each file of `tests/it/` is a module, and `support` is
+//! the test issuer they share (local JWKS servers, real keys, real Redis and PostgreSQL).
+//!
+//! One binary rather than one per file: each would link aws-lc-rs, axum and jsonwebtoken again,
+//! and on two cores linking dominated the build. Run one file's tests with a filter on its
+//! module, for example `cargo test --all-features --test it -- failing_deps::`.
+//!
+//! `tests/browser.rs` stays a binary of its own: it drives an outside browser against a spawned
+//! server and times two tabs against each other, which a machine busy with these tests would
+//! disturb.
+
+mod support;
+
+mod axum_router;
+#[cfg(feature = "refresh")]
+mod bff;
+mod failing_deps;
+mod hostile;
+mod jwks_cache;
+mod postgres_store;
+mod redis_store;
+#[cfg(feature = "refresh")]
+mod refresh_store;
+mod rejections;
+mod session_behaviour;
+mod session_faults;
+mod session_model;
+mod session_race;
+mod store_outages;
+mod support_selftest;
+mod token_cache;
+mod verify_props;
