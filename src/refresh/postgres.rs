@@ -43,29 +43,19 @@
 //! its session for at most the lease, and its late `save` answers [`SaveOutcome::Fenced`].
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::tokio_postgres::config::Host;
 use deadpool_postgres::tokio_postgres::types::Type;
-use deadpool_postgres::tokio_postgres::{Config as PgConfig, NoTls, Row};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::tokio_postgres::Row;
+use deadpool_postgres::{Object, Pool};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
+use crate::session::postgres::{connect_pool, corrupt, quoted_table, unavailable};
 use crate::session::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The table used unless [`PostgresRefreshStore::with_table`] names another.
 const DEFAULT_TABLE: &str = "tower_cognito_bff_sessions";
-
-/// The longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`).
-const MAX_IDENT: usize = 63;
-
-/// Appended to the table name to name the index on `expires_at`.
-const INDEX_SUFFIX: &str = "_expires_at_idx";
-
-/// How long creating one connection (or waiting for a free one) may take.
-const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest lease: a century, in microseconds. A longer one is cut to it.
 const MAX_LEASE_MICROS: u128 = 100 * 365 * 24 * 3600 * 1_000_000;
@@ -230,13 +220,7 @@ struct Statements {
 
 impl Statements {
     fn new(table: &str) -> Result<Self, StoreError> {
-        let parts = parse_table(table)?;
-        let quoted = parts
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(".");
-        let index = format!("\"{}{INDEX_SUFFIX}\"", parts[parts.len() - 1]);
+        let (quoted, index) = quoted_table(table)?;
         let fill = |sql: &str| sql.replace("{table}", &quoted);
         Ok(Self {
             table: table.to_owned(),
@@ -255,36 +239,6 @@ impl Statements {
     }
 }
 
-/// Splits `table` into its schema (optional) and table name, accepting only plain identifiers:
-/// ASCII letters, digits and `_`, not starting with a digit; at most 63 bytes for the schema and
-/// 48 for the table (so that the index name fits PostgreSQL's 63).
-fn parse_table(table: &str) -> Result<Vec<&str>, StoreError> {
-    let parts: Vec<&str> = table.split('.').collect();
-    let valid = |part: &str, max: usize| {
-        !part.is_empty()
-            && part.len() <= max
-            && !part.starts_with(|c: char| c.is_ascii_digit())
-            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let ok = match parts.as_slice() {
-        [name] => valid(name, MAX_IDENT - INDEX_SUFFIX.len()),
-        [schema, name] => valid(schema, MAX_IDENT) && valid(name, MAX_IDENT - INDEX_SUFFIX.len()),
-        _ => false,
-    };
-    if ok {
-        Ok(parts)
-    } else {
-        Err(StoreError::new(
-            StoreErrorKind::InvalidInput,
-            format!(
-                "invalid table name {table:?}: expected `name` or `schema.name` made of ASCII \
-                 letters, digits and `_`, not starting with a digit (name at most 48 bytes, \
-                 schema at most 63)"
-            ),
-        ))
-    }
-}
-
 impl PostgresRefreshStore {
     /// Connects to the PostgreSQL server at `url` (a `postgres://` URL or a `key=value`
     /// connection string, as understood by tokio-postgres), using the table
@@ -296,30 +250,11 @@ impl PostgresRefreshStore {
     /// refuses the login) one of kind [`Unavailable`](StoreErrorKind::Unavailable). Unless the
     /// connection string sets `connect_timeout`, connecting gives up after 10 seconds.
     pub async fn connect(url: &str) -> Result<PostgresRefreshStore, StoreError> {
-        let mut config = PgConfig::from_str(url)
-            .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(POOL_TIMEOUT);
-        }
-        let target = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(POOL_TIMEOUT))
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .build()
-            .map_err(unavailable)?;
+        let (pool, target) = connect_pool(url)?;
         let store = Self {
             pool,
             sql: Arc::new(Statements::new(DEFAULT_TABLE)?),
-            target: target.into(),
+            target,
         };
         drop(store.client().await?);
         Ok(store)
@@ -575,44 +510,6 @@ impl fmt::Debug for PostgresRefreshStore {
     }
 }
 
-/// `user@host:port/dbname`, without the password.
-fn describe(config: &PgConfig) -> String {
-    let hosts = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let host = match host {
-                Host::Tcp(name) => name.clone(),
-                #[cfg(unix)]
-                Host::Unix(path) => path.display().to_string(),
-            };
-            let port = config
-                .get_ports()
-                .get(i)
-                .or_else(|| config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    format!(
-        "{}@{}/{}",
-        config.get_user().unwrap_or(""),
-        hosts,
-        config.get_dbname().unwrap_or("")
-    )
-}
-
-fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::new(StoreErrorKind::Unavailable, e)
-}
-
-fn corrupt(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, e)
-}
-
 /// A version as a `bigint`; one beyond `i64::MAX` cannot be stored.
 fn to_bigint(version: u64) -> Result<i64, StoreError> {
     i64::try_from(version).map_err(|_| {
@@ -649,7 +546,7 @@ mod tests {
     #[test]
     fn table_names_are_plain_identifiers() {
         for ok in ["sessions", "auth.sessions", "_t1", &"a".repeat(48)] {
-            assert!(parse_table(ok).is_ok(), "{ok}");
+            assert!(quoted_table(ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -663,7 +560,7 @@ mod tests {
             &"a".repeat(49),
         ] {
             assert_eq!(
-                parse_table(bad).unwrap_err().kind(),
+                quoted_table(bad).unwrap_err().kind(),
                 StoreErrorKind::InvalidInput,
                 "{bad}"
             );

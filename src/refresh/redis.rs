@@ -50,10 +50,11 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, Value};
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
+use crate::session::redis::{connect_with_scripts, store_error};
 use crate::session::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The largest magnitude of the integers the scripts compare: Lua numbers are doubles, exact for
@@ -201,32 +202,17 @@ impl RedisRefreshStore {
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
     /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
-        let info = client.get_connection_info();
-        let server = format!("{}/{}", info.addr(), info.redis_settings().db());
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
-        let mut conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
-        for script in [
+        let scripts = [
             &SCRIPTS.lock,
             &SCRIPTS.save,
             &SCRIPTS.create,
             &SCRIPTS.unlock,
-        ] {
-            script.load_async(&mut conn).await.map_err(unavailable)?;
-        }
+        ];
+        let (conn, server) = connect_with_scripts(url, &scripts).await?;
         Ok(Self {
             conn,
             prefix: Arc::from(Self::DEFAULT_PREFIX),
-            server: Arc::from(server),
+            server,
         })
     }
 
@@ -495,17 +481,6 @@ fn parse_i64(value: Option<&Value>) -> Result<i64, StoreError> {
 /// A version or fence: [`parse_i64`], not negative.
 fn parse_u64(value: Option<&Value>) -> Result<u64, StoreError> {
     u64::try_from(parse_i64(value)?).map_err(|_| malformed())
-}
-
-/// Maps a Redis failure to a store error.
-fn store_error(error: RedisError) -> StoreError {
-    let kind = match error.kind() {
-        ErrorKind::UnexpectedReturnType | ErrorKind::Parse => StoreErrorKind::Corrupt,
-        _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
-        _ if error.is_timeout() => StoreErrorKind::Timeout,
-        _ => StoreErrorKind::Unavailable,
-    };
-    StoreError::new(kind, error)
 }
 
 fn malformed() -> StoreError {

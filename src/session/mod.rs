@@ -46,9 +46,9 @@ mod memory;
 mod window;
 
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -167,13 +167,7 @@ struct Statements {
 
 impl Statements {
     fn new(table: &str) -> Result<Self, StoreError> {
-        let parts = parse_table(table)?;
-        let quoted = parts
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(".");
-        let index = format!("\"{}{INDEX_SUFFIX}\"", parts[parts.len() - 1]);
+        let (quoted, index) = quoted_table(table)?;
         let fill = |sql: &str| sql.replace("{table}", &quoted);
         Ok(Self {
             table: table.to_owned(),
@@ -187,6 +181,19 @@ impl Statements {
             cleanup: fill(CLEANUP_SQL),
         })
     }
+}
+
+/// `table` quoted for SQL (`"schema"."name"`), and its `expires_at` index's name quoted, once
+/// `table` passed [`parse_table`]. Shared by every PostgreSQL-backed store of the crate.
+pub(crate) fn quoted_table(table: &str) -> Result<(String, String), StoreError> {
+    let parts = parse_table(table)?;
+    let quoted = parts
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(".");
+    let index = format!("\"{}{INDEX_SUFFIX}\"", parts[parts.len() - 1]);
+    Ok((quoted, index))
 }
 
 /// Splits `table` into its schema (optional) and table name, accepting only plain identifiers:
@@ -230,30 +237,11 @@ impl PostgresStore {
     /// refuses the login) one of kind [`Unavailable`](StoreErrorKind::Unavailable). Unless the
     /// connection string sets `connect_timeout`, connecting gives up after 10 seconds.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config = PgConfig::from_str(url)
-            .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(POOL_TIMEOUT);
-        }
-        let target = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(POOL_TIMEOUT))
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .build()
-            .map_err(unavailable)?;
+        let (pool, target) = connect_pool(url)?;
         let store = Self {
             pool,
             sql: Arc::new(Statements::new(DEFAULT_TABLE)?),
-            target: target.into(),
+            target,
         };
         drop(store.client().await?);
         Ok(store)
@@ -410,6 +398,34 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// A pool of connections to `url` (a `postgres://` URL or a `key=value` string; an error of
+/// kind `InvalidInput` otherwise), without TLS, with a 10 s connect timeout unless the string
+/// sets one, and `user@host:port/dbname` for `Debug` (never the password). Connects to nothing
+/// yet. Shared by every PostgreSQL-backed store of the crate.
+pub(crate) fn connect_pool(url: &str) -> Result<(Pool, Arc<str>), StoreError> {
+    let mut config =
+        PgConfig::from_str(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(POOL_TIMEOUT);
+    }
+    let target = describe(&config);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(POOL_TIMEOUT))
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .recycle_timeout(Some(POOL_TIMEOUT))
+        .build()
+        .map_err(unavailable)?;
+    Ok((pool, Arc::from(target)))
+}
+
 /// `user@host:port/dbname`, without the password.
 fn describe(config: &PgConfig) -> String {
     let hosts = config
@@ -440,11 +456,11 @@ fn describe(config: &PgConfig) -> String {
     )
 }
 
-fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::new(StoreErrorKind::Unavailable, e)
 }
 
-fn corrupt(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+pub(crate) fn corrupt(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, e)
 }
 

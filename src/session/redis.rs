@@ -245,29 +245,11 @@ impl RedisStore {
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
     /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
-        let info = client.get_connection_info();
-        let server = format!("{}/{}", info.addr(), info.redis_settings().db());
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
-        let mut conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
-        // Load the scripts now: the first checks then need no NOSCRIPT round trip, and a server
-        // that refuses scripts is found at start-up rather than on the first request.
-        for script in [&SCRIPTS.check, &SCRIPTS.revoke] {
-            script.load_async(&mut conn).await.map_err(unavailable)?;
-        }
+        let (conn, server) = connect_with_scripts(url, &[&SCRIPTS.check, &SCRIPTS.revoke]).await?;
         Ok(Self {
             conn,
             prefix: Arc::from(Self::DEFAULT_PREFIX),
-            server: Arc::from(server),
+            server,
         })
     }
 
@@ -384,8 +366,36 @@ fn native_ttl(ttl_secs: i64) -> String {
     }
 }
 
+/// Connects to `url` (an error of kind `InvalidInput` when it is not a Redis URL, `Unavailable`
+/// when the server cannot be reached after a few quick retries) and loads `scripts`, so the
+/// first calls need no NOSCRIPT round trip and a server that refuses scripts is found at start.
+/// Answers the connection and `host:port/db` for `Debug` (never the password). Shared by every
+/// Redis-backed store of the crate.
+pub(crate) async fn connect_with_scripts(
+    url: &str,
+    scripts: &[&Script],
+) -> Result<(ConnectionManager, Arc<str>), StoreError> {
+    let client = Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+    let info = client.get_connection_info();
+    let server = format!("{}/{}", info.addr(), info.redis_settings().db());
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1))
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
+    let mut conn = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(unavailable)?;
+    for script in scripts {
+        script.load_async(&mut conn).await.map_err(unavailable)?;
+    }
+    Ok((conn, Arc::from(server)))
+}
+
 /// Maps a Redis failure to a store error.
-fn store_error(error: RedisError) -> StoreError {
+pub(crate) fn store_error(error: RedisError) -> StoreError {
     let kind = match error.kind() {
         ErrorKind::UnexpectedReturnType | ErrorKind::Parse => StoreErrorKind::Corrupt,
         _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
