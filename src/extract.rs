@@ -5,7 +5,10 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
-use crate::http::Anonymous;
+use std::sync::Arc;
+
+use crate::error::AuthError;
+use crate::http::{reject, Anonymous, DefaultRejection};
 use crate::verify::Verified;
 
 /// The rejection of the `Verified<C>` extractor: the route has no [`CognitoAuthLayer`] in front
@@ -37,19 +40,63 @@ impl std::fmt::Display for MissingAuthLayer {
 
 impl std::error::Error for MissingAuthLayer {}
 
+/// The rejection of the `Verified<C>` extractor.
+///
+/// - No [`CognitoAuthLayer`] (of that claims type) in front of the route: 500, as for
+///   [`MissingAuthLayer`]: a bug in the application.
+/// - A layer in [`optional`](crate::CognitoAuthLayer::optional) mode let an anonymous request
+///   through to a handler that needs claims: 401 with the bare `Bearer realm` challenge and
+///   `cognito-auth-reason: missing_token`, exactly what a required layer answers (the
+///   [`AuthError`] is in the response extensions). A custom rejection of the layer is not
+///   applied here.
+///
+/// [`CognitoAuthLayer`]: crate::CognitoAuthLayer
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRejection {
+    /// The layer's realm when the request was let through anonymously; `None`: no layer ran.
+    anonymous_in: Option<Arc<str>>,
+}
+
+impl VerifiedRejection {
+    /// Whether no layer ran at all (the 500 case), as opposed to an anonymous request.
+    pub fn is_missing_layer(&self) -> bool {
+        self.anonymous_in.is_none()
+    }
+}
+
+impl IntoResponse for VerifiedRejection {
+    fn into_response(self) -> Response {
+        match self.anonymous_in {
+            None => MissingAuthLayer.into_response(),
+            Some(realm) => reject(AuthError::MissingToken, &realm, &DefaultRejection),
+        }
+    }
+}
+
+impl std::fmt::Display for VerifiedRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.anonymous_in {
+            None => MissingAuthLayer.fmt(f),
+            Some(_) => f.write_str("no credentials on a route that needs them"),
+        }
+    }
+}
+
+impl std::error::Error for VerifiedRejection {}
+
 impl<S, C> FromRequestParts<S> for Verified<C>
 where
     S: Send + Sync,
     C: Send + Sync + 'static,
 {
-    type Rejection = MissingAuthLayer;
+    type Rejection = VerifiedRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Verified<C>>()
-            .cloned()
-            .ok_or(MissingAuthLayer)
+        if let Some(verified) = parts.extensions.get::<Verified<C>>() {
+            return Ok(verified.clone());
+        }
+        let anonymous_in = parts.extensions.get::<Anonymous>().map(|a| a.realm.clone());
+        Err(VerifiedRejection { anonymous_in })
     }
 }
 

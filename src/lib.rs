@@ -140,7 +140,9 @@
 //! - **`route_layer`, not `layer`.** With axum's `Router::layer`, unknown paths become 401
 //!   instead of 404; `route_layer` runs the layer only for matched routes.
 //! - **The layer must be in front.** A handler that asks for [`Verified`] on a route with no
-//!   layer gets a 500: that is a bug in the application, not the client's 401.
+//!   layer gets a 500: that is a bug in the application, not the client's 401. Behind an
+//!   [`optional`](CognitoAuthLayer::optional) layer, an anonymous request to such a handler
+//!   gets the 401 challenge the layer would have sent.
 //! - **Fail closed.** A session store that is down gives 503. `fail_open` exists, and gives up
 //!   revocation while the store is down.
 //!
@@ -182,7 +184,7 @@ pub use config::{
 };
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
-pub use extract::MissingAuthLayer;
+pub use extract::{MissingAuthLayer, VerifiedRejection};
 pub use http::{CognitoAuth, CognitoAuthLayer, DefaultRejection, OnRejection, ResponseFuture};
 pub use verify::{Verified, Verifier};
 

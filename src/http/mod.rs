@@ -10,6 +10,8 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::CognitoAuthLayer;
+#[cfg(feature = "axum")]
+pub(crate) use rejection::reject;
 pub use rejection::{DefaultRejection, OnRejection};
 #[cfg(feature = "axum")]
 pub(crate) use service::Anonymous;

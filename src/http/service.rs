@@ -1,6 +1,7 @@
 //! [`CognitoAuth`]: the middleware service.
 
 use std::mem;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
@@ -25,10 +26,14 @@ fn token_at(headers: &HeaderMap, offset: usize) -> Option<&str> {
     simdutf8::basic::from_utf8(value).ok()
 }
 
-/// Marks a request let through without a token in optional mode, so the `Option` extractor can
-/// tell "anonymous" from "the layer is missing".
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Anonymous;
+/// Marks a request let through without a token in optional mode, so the extractors can tell
+/// "anonymous" from "the layer is missing": the `Option` extractor answers `None`, the required
+/// one the 401 challenge the layer would have answered, in this realm.
+#[derive(Debug, Clone)]
+pub(crate) struct Anonymous {
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) realm: Arc<str>,
+}
 
 /// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
 #[derive(Debug)]
@@ -123,7 +128,9 @@ where
         let found = match find_token(request.headers()) {
             Ok(Some(found)) => found,
             Ok(None) if self.optional => {
-                request.extensions_mut().insert(Anonymous);
+                request.extensions_mut().insert(Anonymous {
+                    realm: realm.clone(),
+                });
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Ok(None) => {

@@ -224,16 +224,23 @@ async fn the_optional_extractor_with_an_optional_layer() {
 }
 
 #[tokio::test]
-async fn the_required_extractor_behind_an_optional_layer_is_500_for_anonymous_requests() {
+async fn the_required_extractor_behind_an_optional_layer_challenges_anonymous_requests() {
     // `Verified` (not `Option`) on a route whose layer lets anonymous requests through: the
-    // anonymous request has no claims, which is an application bug, not a client error.
+    // anonymous caller gets the challenge a required layer would have sent, not a 500 claiming
+    // that no layer is in front (one is).
     let server = start_server().await;
     let app = Router::new()
         .route("/me", get(me))
         .route_layer(CognitoAuthLayer::new(verifier(&server)).optional());
-    let (status, _, _, body) = parts(get_with(&app, "/me", None).await).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(body, MISSING_LAYER_BODY);
+    for authorization in [None, Some("Basic dXNlcjpwYXNzd29yZA==")] {
+        let response = get_with(&app, "/me", authorization).await;
+        assert_eq!(response.headers()["cognito-auth-reason"], "missing_token");
+        let (status, www, error, body) = parts(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert_eq!(www.as_deref(), Some("Bearer realm=\"cognito\""));
+        assert_eq!(error, Some(AuthError::MissingToken));
+        assert_eq!(body, "");
+    }
     let (status, _, _, body) = parts(get_bearer(&app, "/me", &valid_token(&server)).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "hello alice");
