@@ -4,7 +4,7 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `COGNITO_USER_POOL_ID` | (required) | the pool, such as `eu-west-1_AbCdEf123` |
+//! | `COGNITO_USER_POOL_ID` | (required) | the pool, such as `eu-west-1_AbCdEf123`; an emulator's id without a region (cognito-local's `local_6e1bGJFg`) needs `COGNITO_ISSUER` and `COGNITO_JWKS_URL` |
 //! | `COGNITO_CLIENT_IDS` | (required) | the accepted app client ids, comma-separated |
 //! | `COGNITO_TOKEN_USE` | `access` | which tokens to accept: `access`, `id` or `any` |
 //! | `COGNITO_REGION` | from the pool id | the pool's region; must match the pool id |
@@ -155,7 +155,9 @@ impl Settings {
 /// Names the variable a configuration error comes from.
 fn config_error(error: ConfigError, settings: &Settings) -> StartError {
     let variable = match &error {
-        ConfigError::InvalidUserPoolId(_) => "COGNITO_USER_POOL_ID",
+        ConfigError::InvalidUserPoolId(_) | ConfigError::EmulatorPoolNeedsOverrides(_) => {
+            "COGNITO_USER_POOL_ID"
+        }
         ConfigError::InvalidRegion(_) | ConfigError::RegionMismatch { .. } => "COGNITO_REGION",
         ConfigError::NoClientIds | ConfigError::InvalidClientId(_) => "COGNITO_CLIENT_IDS",
         ConfigError::InvalidIssuer(_) => "COGNITO_ISSUER",
@@ -163,6 +165,9 @@ fn config_error(error: ConfigError, settings: &Settings) -> StartError {
         _ => "configuration",
     };
     let mut message = error.to_string();
+    if matches!(error, ConfigError::EmulatorPoolNeedsOverrides(_)) {
+        message.push_str(" (set COGNITO_ISSUER and COGNITO_JWKS_URL)");
+    }
     if matches!(error, ConfigError::InvalidUrl { .. })
         && !settings.allow_http
         && settings

@@ -8,6 +8,9 @@ use std::fmt;
 pub enum ConfigError {
     /// The user pool id is not of the form `{region}_{id}`, such as `eu-west-1_AbCdEf123`.
     InvalidUserPoolId(String),
+    /// An emulator's pool id (no region, such as `local_6e1bGJFg`) without both the issuer and
+    /// the JWKS URL given: there is no Cognito URL to derive them from.
+    EmulatorPoolNeedsOverrides(String),
     /// The region is not an AWS region name such as `eu-west-1`.
     InvalidRegion(String),
     /// The region given does not match the one in the user pool id.
@@ -46,6 +49,10 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::EmulatorPoolNeedsOverrides(id) => write!(
+                f,
+                "user pool id {id:?} has no region (an emulator's): give both the issuer and the JWKS URL"
+            ),
             Self::InvalidUserPoolId(id) => write!(
                 f,
                 "invalid user pool id {id:?}: expected {{region}}_{{id}}, such as eu-west-1_AbCdEf123"

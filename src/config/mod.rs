@@ -260,6 +260,14 @@ impl CognitoConfig {
                 return Err(ConfigError::InvalidIssuer(issuer.clone()));
             }
         }
+        if self.pool.is_emulated()
+            && (self.issuer_override.is_none()
+                || (self.jwks.url.is_none() && self.jwks.document.is_none()))
+        {
+            return Err(ConfigError::EmulatorPoolNeedsOverrides(
+                self.pool.id().to_owned(),
+            ));
+        }
         self.jwks.validate_source(&self.pool)?;
         if self.realm.is_empty()
             || !self
@@ -370,6 +378,33 @@ mod tests {
             TokenUse::Access,
             ClientIds::one("client1"),
         )
+    }
+
+    #[test]
+    fn emulator_pool_ids_need_both_overrides() {
+        let pool = || UserPool::parse("local_6e1bGJFg").unwrap();
+        let base = || CognitoConfig::new(pool(), TokenUse::Access, ClientIds::one("c"));
+        let issuer = "http://127.0.0.1:9229/local_6e1bGJFg";
+        let jwks = "http://127.0.0.1:9229/local_6e1bGJFg/.well-known/jwks.json";
+        for refused in [
+            base(),
+            base().issuer_override(issuer),
+            base().jwks_url(jwks).allow_http_on_loopback(true),
+        ] {
+            assert!(
+                matches!(
+                    refused.validate(),
+                    Err(ConfigError::EmulatorPoolNeedsOverrides(_))
+                ),
+                "{refused:?}"
+            );
+        }
+        let both = base()
+            .issuer_override(issuer)
+            .jwks_url(jwks)
+            .allow_http_on_loopback(true);
+        assert_eq!(both.validate(), Ok(()));
+        assert_eq!(both.accepted_issuers(), vec![issuer.to_owned()]);
     }
 
     #[test]

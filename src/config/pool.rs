@@ -6,6 +6,13 @@ use super::ConfigError;
 
 /// A Cognito user pool, parsed from its id (`{region}_{id}`).
 ///
+/// Local emulators make ids without a region: cognito-local's look like `local_6e1bGJFg`. Such
+/// an id parses too (its [`region`](Self::region) is empty, and [`is_emulated`](Self::is_emulated)
+/// says so), but a verifier accepts it only when the configuration names both the issuer
+/// ([`issuer_override`](crate::CognitoConfig::issuer_override)) and where the keys come from
+/// ([`jwks_url`](crate::CognitoConfig::jwks_url) or a JWKS document): there is no Cognito URL to
+/// derive them from.
+///
 /// ```
 /// use tower_cognito::UserPool;
 ///
@@ -16,6 +23,10 @@ use super::ConfigError;
 ///     "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123/.well-known/jwks.json"
 /// );
 /// assert!(UserPool::parse("not a pool").is_err());
+///
+/// let local = UserPool::parse("local_6e1bGJFg").unwrap();
+/// assert!(local.is_emulated());
+/// assert_eq!(local.region(), "");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserPool {
@@ -32,13 +43,26 @@ impl UserPool {
         if suffix.is_empty()
             || suffix.len() > 40
             || !suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-            || !is_region(region)
         {
+            return Err(ConfigError::InvalidUserPoolId(id.to_owned()));
+        }
+        if is_region(region) {
+            return Ok(Self {
+                id: id.to_owned(),
+                region: region.to_owned(),
+            });
+        }
+        // An emulator's id: a short lowercase word instead of a region (`local_...`).
+        let emulator_word = !region.is_empty()
+            && region.len() <= 16
+            && region.bytes().all(|b| b.is_ascii_lowercase())
+            && !region.contains('-');
+        if !emulator_word {
             return Err(ConfigError::InvalidUserPoolId(id.to_owned()));
         }
         Ok(Self {
             id: id.to_owned(),
-            region: region.to_owned(),
+            region: String::new(),
         })
     }
 
@@ -62,9 +86,15 @@ impl UserPool {
         &self.id
     }
 
-    /// The AWS region, such as `eu-west-1`.
+    /// The AWS region, such as `eu-west-1`; empty for an emulator's pool id.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// Whether the id is an emulator's, with no region (such as cognito-local's
+    /// `local_6e1bGJFg`): the issuer and the JWKS URL must then be given explicitly.
+    pub fn is_emulated(&self) -> bool {
+        self.region.is_empty()
     }
 
     /// The JWKS URL on the original issuer host, which serves every pool.
@@ -165,6 +195,25 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn emulator_ids_parse_without_a_region() {
+        let pool = UserPool::parse("local_6e1bGJFg").unwrap();
+        assert!(pool.is_emulated());
+        assert_eq!((pool.id(), pool.region()), ("local_6e1bGJFg", ""));
+        assert!(!UserPool::parse("eu-west-1_AbC123").unwrap().is_emulated());
+        for bad in [
+            "LOCAL_x",
+            "lo-cal_x",
+            "local_",
+            "averyveryverylongword_x",
+            "local_a.b",
+        ] {
+            assert!(UserPool::parse(bad).is_err(), "{bad}");
+        }
+        // A region is still required where one is named.
+        assert!(UserPool::with_region("local_6e1bGJFg", "eu-west-1").is_err());
     }
 
     #[test]
