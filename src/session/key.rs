@@ -21,6 +21,16 @@ pub struct SessionKeyParts<'a> {
 }
 
 impl SessionKeyParts<'_> {
+    /// Whether this is a machine-to-machine token of the `client_credentials` grant: an access
+    /// token with no `origin_jti` whose `sub` is its `client_id`.
+    pub fn is_client_credentials(&self) -> bool {
+        self.token_use == "access"
+            && self.origin_jti.is_none_or(str::is_empty)
+            && self
+                .sub
+                .is_some_and(|sub| !sub.is_empty() && Some(sub) == self.client)
+    }
+
     /// The default key: `o:{origin_jti}`, else `s:{sub}:{client}[:{device_key}]`; `None` when the
     /// token has neither (then it is refused as lacking a required claim).
     pub fn default_key(&self) -> Option<String> {
@@ -39,11 +49,14 @@ impl SessionKeyParts<'_> {
 pub(super) type KeyFn = Arc<dyn Fn(&SessionKeyParts<'_>) -> Option<String> + Send + Sync>;
 
 impl SessionConfig {
-    /// The key of the session of a token with these parts, or `None` to refuse it.
-    pub(crate) fn key(&self, parts: &SessionKeyParts<'_>) -> Option<String> {
+    /// The key of the session of a token with these parts: `Ok(None)` when it has no session
+    /// (an M2M token, unless [`window_machine_tokens`](Self::window_machine_tokens)),
+    /// `Err(())` to refuse it.
+    pub(crate) fn key(&self, parts: &SessionKeyParts<'_>) -> Result<Option<String>, ()> {
         match &self.key_fn {
-            Some(f) => f(parts),
-            None => parts.default_key(),
+            Some(f) => f(parts).map(Some).ok_or(()),
+            None if !self.window_machine_tokens && parts.is_client_credentials() => Ok(None),
+            None => parts.default_key().map(Some).ok_or(()),
         }
     }
 }

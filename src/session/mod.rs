@@ -13,6 +13,9 @@
 //! - **Session key**: the access token's `origin_jti` (constant across the refreshes of one
 //!   sign-in); where a token has none, `sub` + client id (+ `device_key` when present). A
 //!   user-supplied key function may replace this ([`SessionConfig::key_fn`]).
+//! - **Machine-to-machine tokens** (`client_credentials`: no `origin_jti`, `sub` equal to the
+//!   client id) have no session unless [`SessionConfig::window_machine_tokens`] says so: each
+//!   worker holds tokens of its own, and one shared window would refuse the older ones.
 //! - Per session the store keeps the **N newest distinct `iat` values** seen (N = 2 by default:
 //!   "current and previous"). A token is accepted when the window holds fewer than N values or
 //!   its `iat` is >= the oldest value kept; an accepted `iat` not yet in the window enters it and
@@ -253,6 +256,7 @@ pub struct SessionConfig {
     pub(crate) timeout: Duration,
     pub(crate) fail_open: bool,
     pub(crate) key_fn: Option<KeyFn>,
+    pub(crate) window_machine_tokens: bool,
 }
 
 impl SessionConfig {
@@ -265,6 +269,7 @@ impl SessionConfig {
             timeout: DEFAULT_STORE_TIMEOUT,
             fail_open: false,
             key_fn: None,
+            window_machine_tokens: false,
         }
     }
 
@@ -291,6 +296,20 @@ impl SessionConfig {
     /// superseded-chain check while the store is down.
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// Whether machine-to-machine tokens (`client_credentials`: no `origin_jti`, `sub` equal to
+    /// the client id, see [`SessionKeyParts::is_client_credentials`]) go through the window too.
+    /// Off by default: every worker of one M2M app client holds tokens of its own, which the
+    /// default key would put into ONE window (`s:{client}:{client}`), so a fleet of more than
+    /// two workers would refuse its own older, valid tokens as superseded. M2M tokens have no
+    /// refresh token and so no rotation race to tolerate; they are verified on their signature,
+    /// claims and rules alone, and stop at their `exp` (revoke an M2M client by rotating its
+    /// secret or deleting it). With a [`key_fn`](Self::key_fn), that function decides for every
+    /// token, M2M ones included.
+    pub fn window_machine_tokens(mut self, on: bool) -> Self {
+        self.window_machine_tokens = on;
         self
     }
 
@@ -323,6 +342,7 @@ impl fmt::Debug for SessionConfig {
             .field("timeout", &self.timeout)
             .field("fail_open", &self.fail_open)
             .field("key_fn", &self.key_fn.is_some())
+            .field("window_machine_tokens", &self.window_machine_tokens)
             .finish()
     }
 }

@@ -173,7 +173,7 @@ impl PoolChecks {
         let key = sessions
             .config()
             .key(&parts)
-            .ok_or(InvalidToken::MissingClaim)?;
-        Ok(Some(key.into()))
+            .map_err(|()| InvalidToken::MissingClaim)?;
+        Ok(key.map(Into::into))
     }
 }
