@@ -86,6 +86,8 @@ pub enum InvalidToken {
     NotYetValid,
     /// `iat` is in the future.
     IssuedInFuture,
+    /// `exp - iat` is longer than the configured maximum lifetime.
+    LifetimeTooLong,
     /// The token's refresh chain has been superseded by two newer refreshes of its session.
     Superseded,
     /// The token's session was revoked.
@@ -122,6 +124,7 @@ impl InvalidToken {
             Self::Expired => "The token has expired",
             Self::NotYetValid => "The token is not valid yet",
             Self::IssuedInFuture => "The token is issued in the future",
+            Self::LifetimeTooLong => "The token lifetime is longer than accepted",
             Self::Superseded => {
                 "The token belongs to a superseded session; refresh the tokens and retry"
             }
@@ -146,6 +149,7 @@ impl InvalidToken {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::Superseded => "superseded",
             Self::Revoked => "revoked",
         }
@@ -299,6 +303,7 @@ mod tests {
             Expired,
             NotYetValid,
             IssuedInFuture,
+            LifetimeTooLong,
             Superseded,
             Revoked,
         ] {

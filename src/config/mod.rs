@@ -67,6 +67,7 @@ pub struct CognitoConfig {
     /// Where keys come from and how they are fetched: what the key cache takes.
     pub(crate) jwks: JwksOptions,
     pub(crate) leeway: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
     pub(crate) max_token_bytes: usize,
     pub(crate) required_scopes: Vec<String>,
     pub(crate) required_groups: Vec<String>,
@@ -87,6 +88,7 @@ impl CognitoConfig {
             issuer_override: None,
             jwks: JwksOptions::default(),
             leeway: DEFAULT_LEEWAY,
+            max_lifetime: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             required_scopes: Vec::new(),
             required_groups: Vec::new(),
@@ -143,6 +145,17 @@ impl CognitoConfig {
     /// of [`jwks_document`](Self::jwks_document) are used and the crate never touches the network.
     pub fn fetch_keys(mut self, fetch: bool) -> Self {
         self.jwks.fetch = fetch;
+        self
+    }
+
+    /// Refuse tokens whose lifetime (`exp - iat`) is longer than `max` (off by default; Envoy's
+    /// `max_lifetime`). Cognito's access and id tokens live 5 minutes to 1 day as the app client
+    /// sets them; the common advice is 5 to 15 minutes for access tokens, and this setting
+    /// enforces it on the API side whatever an app client was set to. A longer-lived token is
+    /// 401 `invalid_token` with its own description ("The token lifetime is longer than
+    /// accepted", reason `lifetime_too_long`). At least one second.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
         self
     }
 
@@ -283,7 +296,12 @@ impl CognitoConfig {
         for rule in self.required_scopes.iter().chain(&self.required_groups) {
             validate_rule(rule)?;
         }
-        let checks: [(&'static str, bool, &'static str); 5] = [
+        let checks: [(&'static str, bool, &'static str); 6] = [
+            (
+                "max_lifetime",
+                self.max_lifetime.is_none_or(|max| max.as_secs() >= 1),
+                "must be at least one second",
+            ),
             (
                 "leeway",
                 self.leeway <= Duration::from_secs(300),
@@ -360,6 +378,7 @@ impl fmt::Debug for CognitoConfig {
             .field("jwks_url", &self.jwks.url)
             .field("fetch_keys", &self.jwks.fetch)
             .field("leeway", &self.leeway)
+            .field("max_lifetime", &self.max_lifetime)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("required_scopes", &self.required_scopes)
             .field("required_groups", &self.required_groups)

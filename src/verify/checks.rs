@@ -1,4 +1,5 @@
-//! Steps 5 to 8 of verification: issuer, token use, client and time. Pure: the claims and the
+//! Steps 5 to 8 of verification: issuer, token use, client and time (`exp`, `nbf`, `iat`, and the
+//! maximum lifetime when one is set). Pure: the claims and the
 //! time in, the first failure out.
 
 use crate::claims::Registered;
@@ -13,6 +14,8 @@ pub(crate) struct ClaimChecks {
     pub(crate) client_ids: ClientIds,
     /// Seconds, applied to `exp`, `nbf` and `iat`.
     pub(crate) leeway: i64,
+    /// The longest `exp - iat` accepted, in seconds, when set.
+    pub(crate) max_lifetime: Option<i64>,
 }
 
 impl ClaimChecks {
@@ -52,6 +55,12 @@ impl ClaimChecks {
         let iat = claims.iat.ok_or(InvalidToken::MissingClaim)?;
         if iat > now.saturating_add(self.leeway) {
             return Err(InvalidToken::IssuedInFuture);
+        }
+        if self
+            .max_lifetime
+            .is_some_and(|max| exp.saturating_sub(iat) > max)
+        {
+            return Err(InvalidToken::LifetimeTooLong);
         }
         Ok((iat, exp))
     }

@@ -151,6 +151,9 @@ where
                 token_use: config.token_use,
                 client_ids: config.client_ids,
                 leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
+                max_lifetime: config
+                    .max_lifetime
+                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             },
             max_token_bytes: config.max_token_bytes,
             clock: config.clock,

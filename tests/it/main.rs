@@ -18,6 +18,7 @@ mod emulator_pools;
 mod failing_deps;
 mod hostile;
 mod jwks_cache;
+mod lifetime;
 mod m2m;
 mod postgres_store;
 mod redis_store;
