@@ -8,6 +8,7 @@
 
 mod one_pass;
 mod registered;
+mod representable;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};

@@ -8,6 +8,7 @@ use std::any::{Any, TypeId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+use super::representable::representable;
 use super::{AccessClaims, Registered};
 use crate::error::InvalidToken;
 use crate::jws::{parse_object, Str};
@@ -29,7 +30,7 @@ impl<'a> Payload<'a> {
         let one_pass = (TypeId::of::<C>() == TypeId::of::<AccessClaims>())
             .then(|| parse_object::<AccessPayload<'_>>(json).ok())
             .flatten();
-        Ok(match one_pass {
+        let payload = match one_pass {
             Some(one_pass) => {
                 let (registered, rest) = one_pass.into_parts();
                 Self {
@@ -43,7 +44,19 @@ impl<'a> Payload<'a> {
                 rest: None,
                 json,
             },
-        })
+        };
+        Ok(payload)
+    }
+
+    /// Accepted claims must also read as a JSON value (`Verified::claims_json`): checked last,
+    /// once every other step passed, so the order of checks (and each refusal's answer) stays.
+    pub(crate) fn check_representable(&self) -> Result<(), InvalidToken> {
+        if representable(self.json) {
+            Ok(())
+        } else {
+            tracing::debug!("claims hold a number, a nesting or a string a JSON value cannot");
+            Err(InvalidToken::Malformed)
+        }
     }
 
     /// The claims, read into the claims type.

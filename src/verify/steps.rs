@@ -143,8 +143,11 @@ where
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
         // Its error, if any, comes after those of the claims type and the custom check.
         let session_key = pool.session_key(claims);
+        // Last of the claim checks: the claims must also read as a JSON value.
+        let representable = payload.check_representable();
         let typed: C = payload.into_claims()?;
         self.state.rules.check_typed(&typed)?;
+        representable?;
         let validity = Validity::new(key, generation, exp.saturating_add(pool.claims.leeway), now);
         Ok(Verified::new(
             typed,
