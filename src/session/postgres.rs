@@ -67,35 +67,34 @@ CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at);";
 /// The atomic check-and-advance.
 ///
 /// `$1` key, `$2` iat, `$3` the new expiry (`now + ttl`, saturating), `$4` now, `$5` the window
-/// size. In the `SET`, `t` is the locked existing row; `w` is its live window (empty when
-/// expired), `r` whether it is live and revoked, and `rejected` whether this check is refused
-/// (revoked, or a full window whose oldest kept value is newer than `iat`): then the row is kept
-/// as it is. Otherwise `iat` enters the window if absent (keeping the `$5` newest values, in
-/// ascending order) and the expiry becomes `$3`.
+/// size. A new key is inserted with `iat` as its window. On an existing key, `t` is the locked
+/// row; `w` is its live window (empty when expired). The `WHERE` of `DO UPDATE` refuses the
+/// check when the live row is revoked, or when the window is full and its oldest kept value is
+/// newer than `iat`: then nothing is written and nothing returned (the caller then reads the
+/// row to say which refusal it was). Otherwise `iat` enters the window if absent (keeping the
+/// `$5` newest values, in ascending order), the revoked mark of an expired row is dropped, and
+/// the expiry becomes `$3`; the row is returned.
 const CHECK_SQL: &str = "\
 INSERT INTO {table} AS t (key, iats, revoked, expires_at)
 VALUES ($1, ARRAY[$2]::bigint[], false, $3)
 ON CONFLICT (key) DO UPDATE SET (iats, revoked, expires_at) = (
     SELECT CASE
-               WHEN s.rejected THEN t.iats
-               WHEN $2 = ANY (s.w) THEN s.w
+               WHEN $2 = ANY (l.w) THEN l.w
                ELSE ARRAY(
                    SELECT k.v FROM (
-                       SELECT u.v FROM unnest(s.w || $2) AS u(v) ORDER BY u.v DESC LIMIT $5
+                       SELECT u.v FROM unnest(l.w || $2) AS u(v) ORDER BY u.v DESC LIMIT $5
                    ) AS k
                    ORDER BY k.v)
            END,
-           CASE WHEN s.rejected THEN t.revoked ELSE false END,
-           CASE WHEN s.rejected THEN t.expires_at ELSE $3 END
-    FROM (
-        SELECT l.w,
-               l.r OR (cardinality(l.w) >= $5
-                       AND $2 < l.w[array_lower(l.w, 1) + cardinality(l.w) - $5]) AS rejected
-        FROM (
-            SELECT CASE WHEN t.expires_at > $4 THEN t.iats ELSE '{}'::bigint[] END AS w,
-                   t.expires_at > $4 AND t.revoked AS r
-        ) AS l
-    ) AS s
+           false,
+           $3::bigint
+    FROM (SELECT CASE WHEN t.expires_at > $4 THEN t.iats ELSE '{}'::bigint[] END AS w) AS l
+)
+WHERE NOT (
+    (t.expires_at > $4 AND t.revoked)
+    OR (t.expires_at > $4
+        AND cardinality(t.iats) >= $5
+        AND $2 < t.iats[array_lower(t.iats, 1) + cardinality(t.iats) - $5])
 )
 RETURNING iats, revoked, expires_at";
 
@@ -325,11 +324,20 @@ impl PostgresStore {
             .await
             .map_err(unavailable)?;
         let row = client
-            .query_one(&statement, &[&key, &iat, &expires_at, &now, &size])
+            .query_opt(&statement, &[&key, &iat, &expires_at, &now, &size])
             .await
             .map_err(unavailable)?;
-        let entry = read_entry(&row)?;
-        verdict_of(&entry, iat, limits.size)
+        drop(client);
+        match row {
+            Some(row) => verdict_of(&read_entry(&row)?, iat, limits.size),
+            // Refused, and nothing written: say which refusal. A revoked session stays revoked
+            // until it expires, so a read after the check classifies it safely; a row gone
+            // meanwhile (expired, cleaned up) was refused all the same.
+            None => Ok(match self.read(key, now).await? {
+                Some(entry) if entry.revoked => SessionVerdict::Revoked,
+                _ => SessionVerdict::Superseded,
+            }),
+        }
     }
 
     async fn revoke_key(

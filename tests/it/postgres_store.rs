@@ -224,6 +224,65 @@ async fn superseded_leaves_the_entry_unchanged() {
     assert_eq!(store.entry("k", 60).await.unwrap().unwrap().expires_at, 160);
 }
 
+/// The row's version (`xmin`, the transaction that wrote it): it changes with every write.
+async fn row_version(table: &TestTable, key: &str) -> String {
+    let sql = format!("SELECT xmin::text FROM {} WHERE key = $1", table.quoted());
+    postgres_client()
+        .await
+        .query_one(&sql, &[&key])
+        .await
+        .expect("the row")
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_refused_check_writes_nothing() {
+    let (store, table) = fresh_store().await;
+    let lim = limits(2, 100);
+    for iat in [50, 60] {
+        assert_eq!(
+            store.check_and_advance("k", iat, 0, lim).await.unwrap(),
+            Accepted
+        );
+    }
+    let before = row_version(&table, "k").await;
+    // Superseded: refused, the row not even rewritten.
+    assert_eq!(
+        store.check_and_advance("k", 40, 1, lim).await.unwrap(),
+        Superseded
+    );
+    assert_eq!(
+        row_version(&table, "k").await,
+        before,
+        "a superseded check wrote"
+    );
+    // Revoked: every check refused, none of them a write.
+    store.revoke("k", 2, lim).await.unwrap();
+    let revoked = row_version(&table, "k").await;
+    for iat in [40, 60, 70] {
+        assert_eq!(
+            store.check_and_advance("k", iat, 3, lim).await.unwrap(),
+            Revoked
+        );
+    }
+    assert_eq!(
+        row_version(&table, "k").await,
+        revoked,
+        "a revoked check wrote"
+    );
+    // An accepted check still writes.
+    assert_eq!(
+        store.check_and_advance("k2", 10, 0, lim).await.unwrap(),
+        Accepted
+    );
+    let first = row_version(&table, "k2").await;
+    assert_eq!(
+        store.check_and_advance("k2", 20, 0, lim).await.unwrap(),
+        Accepted
+    );
+    assert_ne!(row_version(&table, "k2").await, first);
+}
+
 #[tokio::test]
 async fn expiry_follows_the_now_passed_in() {
     let (store, _table) = fresh_store().await;
