@@ -125,7 +125,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | [`session::MemoryStore`] | always | an atomic per-key compute, bounded | no | no |
 //! | `session::RedisStore` | `redis` | one Lua script (EVALSHA) | yes | with Redis persistence |
-//! | `session::PostgresStore` | `postgres` | one upsert statement | yes | yes |
+//! | `session::PostgresStore` | `postgres` | one upsert statement (a refusal: no write, one read) | yes | yes |
 //!
 //! One server: memory. Several servers: Redis (one round trip) or PostgreSQL (durable; call
 //! `create_schema` at start and `cleanup_expired` from a periodic job).

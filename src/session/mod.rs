@@ -41,7 +41,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | [`MemoryStore`] | always | per-key compute in moka | no | no |
 //! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
-//! | `PostgresStore` | `postgres` | one statement with a row lock | yes | yes |
+//! | `PostgresStore` | `postgres` | one statement with a row lock (a refusal writes nothing, then one read says which) | yes | yes |
 
 mod gate;
 mod key;

@@ -1,4 +1,5 @@
-//! [`PostgresStore`]: session windows in a PostgreSQL table, one atomic statement per check.
+//! [`PostgresStore`]: session windows in a PostgreSQL table, one atomic statement per check (a
+//! refused check writes nothing; one read then says whether it was superseded or revoked).
 //!
 //! # Schema
 //!
