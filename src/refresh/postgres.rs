@@ -51,7 +51,9 @@ use deadpool_postgres::tokio_postgres::Row;
 use deadpool_postgres::{Object, Pool};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
-use crate::session::postgres::{connect_pool, corrupt, quoted_table, unavailable};
+use crate::session::postgres::{
+    connect_pool, corrupt, delete_expired, quoted_table, run_schema, unavailable,
+};
 use crate::session::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The table used unless [`PostgresRefreshStore::with_table`] names another.
@@ -168,8 +170,6 @@ const DELETE_TYPES: &[Type] = &[Type::TEXT];
 
 /// Removes the sessions expired at `$1`.
 const CLEANUP_SQL: &str = "DELETE FROM {table} WHERE expires_at <= $1";
-
-const CLEANUP_TYPES: &[Type] = &[Type::INT8];
 
 /// Server-held sessions in a PostgreSQL table, shared by every server using the same table and
 /// kept across restarts, with one refresh lock per session.
@@ -293,14 +293,7 @@ impl PostgresRefreshStore {
     /// Safe to run at every start (the schema of the table must already exist). An existing
     /// table is left as it is, even if its columns differ.
     pub async fn create_schema(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        // Dropped without commit on error: rolled back, the connection stays clean.
-        let transaction = client.transaction().await.map_err(unavailable)?;
-        transaction
-            .batch_execute(&self.sql.schema)
-            .await
-            .map_err(unavailable)?;
-        transaction.commit().await.map_err(unavailable)
+        run_schema(&self.pool, &self.sql.schema).await
     }
 
     /// Deletes the sessions expired at `now` (seconds since the epoch: those with
@@ -309,15 +302,7 @@ impl PostgresRefreshStore {
     /// Expired rows are never read as live, so this only reclaims space: run it periodically
     /// (for example hourly) from one server.
     pub async fn cleanup_expired(&self, now: i64) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_typed_cached(&self.sql.cleanup, CLEANUP_TYPES)
-            .await
-            .map_err(unavailable)?;
-        client
-            .execute(&statement, &[&now])
-            .await
-            .map_err(unavailable)
+        delete_expired(&self.pool, &self.sql.cleanup, now).await
     }
 
     async fn client(&self) -> Result<Object, StoreError> {

@@ -277,14 +277,7 @@ impl PostgresStore {
     /// Safe to run at every start (the schema of the table must already exist). An existing
     /// table is left as it is, even if its columns differ.
     pub async fn create_schema(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        // Dropped without commit on error: rolled back, the connection stays clean.
-        let transaction = client.transaction().await.map_err(unavailable)?;
-        transaction
-            .batch_execute(&self.sql.schema)
-            .await
-            .map_err(unavailable)?;
-        transaction.commit().await.map_err(unavailable)
+        run_schema(&self.pool, &self.sql.schema).await
     }
 
     /// Deletes the entries expired at `now` (seconds since the epoch: those with
@@ -293,15 +286,7 @@ impl PostgresStore {
     /// Expired rows are never read as live, so this only reclaims space: run it periodically
     /// (for example hourly) from one server, with the verifier's clock.
     pub async fn cleanup_expired(&self, now: i64) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_typed_cached(&self.sql.cleanup, CLEANUP_TYPES)
-            .await
-            .map_err(unavailable)?;
-        client
-            .execute(&statement, &[&now])
-            .await
-            .map_err(unavailable)
+        delete_expired(&self.pool, &self.sql.cleanup, now).await
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
@@ -433,6 +418,35 @@ pub(crate) fn connect_pool(url: &str) -> Result<(Pool, Arc<str>), StoreError> {
         .build()
         .map_err(unavailable)?;
     Ok((pool, Arc::from(target)))
+}
+
+/// Runs a store's schema SQL in one transaction (rolled back on error, so the connection stays
+/// clean). Shared by every PostgreSQL-backed store of the crate.
+pub(crate) async fn run_schema(pool: &Pool, schema_sql: &str) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let transaction = client.transaction().await.map_err(unavailable)?;
+    transaction
+        .batch_execute(schema_sql)
+        .await
+        .map_err(unavailable)?;
+    transaction.commit().await.map_err(unavailable)
+}
+
+/// Runs a store's `DELETE ... WHERE expires_at <= $1` at `now`: how many rows went.
+pub(crate) async fn delete_expired(
+    pool: &Pool,
+    cleanup_sql: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let statement = client
+        .prepare_typed_cached(cleanup_sql, CLEANUP_TYPES)
+        .await
+        .map_err(unavailable)?;
+    client
+        .execute(&statement, &[&now])
+        .await
+        .map_err(unavailable)
 }
 
 /// `user@host:port/dbname`, without the password.
