@@ -51,7 +51,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::{Script, ScriptInvocation, Value};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
 use crate::session::redis::{connect_with_scripts, store_error};
@@ -257,14 +257,9 @@ impl RedisRefreshStore {
     async fn create_record(&self, id: &str, record: &SessionRecord) -> Result<(), StoreError> {
         check_record(record)?;
         let (record_key, lock_key) = self.keys(id);
-        let answer: Value = SCRIPTS
-            .create
-            .key(record_key)
-            .key(lock_key)
-            .arg(record.version.to_string())
-            .arg(record.expires_at.to_string())
-            .arg(record.access_expires_at.to_string())
-            .arg(&record.sealed[..])
+        let mut create = SCRIPTS.create.key(record_key);
+        create.key(lock_key);
+        let answer: Value = with_record(&mut create, record)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
@@ -323,16 +318,11 @@ impl RedisRefreshStore {
         check_exact(&[now, i64::try_from(fence).unwrap_or(i64::MAX)])?;
         check_record(record)?;
         let (record_key, lock_key) = self.keys(id);
-        let answer: Value = SCRIPTS
-            .save
-            .key(record_key)
-            .key(lock_key)
+        let mut save = SCRIPTS.save.key(record_key);
+        save.key(lock_key)
             .arg(now.to_string())
-            .arg(fence.to_string())
-            .arg(record.version.to_string())
-            .arg(record.expires_at.to_string())
-            .arg(record.access_expires_at.to_string())
-            .arg(&record.sealed[..])
+            .arg(fence.to_string());
+        let answer: Value = with_record(&mut save, record)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(store_error)?;
@@ -419,6 +409,19 @@ impl fmt::Debug for RedisRefreshStore {
 }
 
 /// The record key `{prefix}{<id>}` and the lock key `{prefix}{<id>}:lock`.
+/// The record's fields as the `create` and `save` scripts take them, after their other
+/// arguments: version, expires_at, access_expires_at, sealed.
+fn with_record<'i, 'a>(
+    invocation: &'i mut ScriptInvocation<'a>,
+    record: &SessionRecord,
+) -> &'i mut ScriptInvocation<'a> {
+    invocation
+        .arg(record.version.to_string())
+        .arg(record.expires_at.to_string())
+        .arg(record.access_expires_at.to_string())
+        .arg(&record.sealed[..])
+}
+
 fn session_keys(prefix: &str, id: &str) -> (String, String) {
     let record = format!("{prefix}{{{id}}}");
     let lock = format!("{record}:lock");
