@@ -178,7 +178,7 @@ pub use verify as verifier;
 pub use claims::{AccessClaims, AnyClaims, IdClaims};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    ClientIds, CognitoConfig, ConfigError, IssuerForm, Issuers, TokenUse, UserPool,
+    ClientIds, CognitoConfig, ConfigError, IssuerForm, Issuers, PoolConfig, TokenUse, UserPool,
     DEFAULT_JWKS_COOLDOWN, DEFAULT_JWKS_MAX_AGE, DEFAULT_LEEWAY, DEFAULT_MAX_JWKS_BYTES,
     DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REALM, DEFAULT_TOKEN_CACHE_SIZE,
 };

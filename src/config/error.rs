@@ -33,6 +33,9 @@ pub enum ConfigError {
     },
     /// An issuer override is empty.
     InvalidIssuer(String),
+    /// Two pools of one configuration accept the same issuer, so a token's issuer could not pick
+    /// its pool.
+    DuplicateIssuer(String),
     /// A required scope or group is empty or holds characters RFC 6749 does not allow in scopes.
     InvalidRule(String),
     /// A JWKS document given at build time could not be used.
@@ -70,6 +73,10 @@ impl fmt::Display for ConfigError {
             Self::InvalidClientId(id) => write!(f, "invalid app client id {id:?}"),
             Self::InvalidUrl { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Self::InvalidIssuer(i) => write!(f, "invalid issuer {i:?}"),
+            Self::DuplicateIssuer(i) => write!(
+                f,
+                "issuer {i:?} is accepted by two pools: each issuer must belong to one pool"
+            ),
             Self::InvalidRule(r) => write!(
                 f,
                 "invalid scope or group {r:?}: must be non-empty printable ASCII without spaces, quotes or backslashes"

@@ -1,23 +1,18 @@
-//! [`JwksOptions`]: where the signing keys come from and how they are fetched, grouped so that
-//! the key cache takes one value (one per pool, once several pools are supported).
+//! [`JwksOptions`]: how signing keys are fetched, the same for every pool of a configuration;
+//! each pool's [`KeySource`] says where its keys come from. A pool's key cache takes both.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::pools::KeySource;
 use super::{
     ConfigError, UserPool, DEFAULT_JWKS_COOLDOWN, DEFAULT_JWKS_MAX_AGE, DEFAULT_MAX_JWKS_BYTES,
 };
 
-/// The JWKS settings of a [`CognitoConfig`](super::CognitoConfig).
+/// The JWKS fetch settings of a [`CognitoConfig`](super::CognitoConfig), for all its pools.
 #[derive(Clone, Debug)]
 pub(crate) struct JwksOptions {
-    /// An override of the pool's JWKS URL.
-    pub(crate) url: Option<String>,
     pub(crate) allow_http_loopback: bool,
-    /// Keys to start with.
-    pub(crate) document: Option<String>,
-    /// Whether keys may be fetched at all.
-    pub(crate) fetch: bool,
     pub(crate) cooldown: Duration,
     pub(crate) max_age: Duration,
     pub(crate) max_bytes: usize,
@@ -28,10 +23,7 @@ pub(crate) struct JwksOptions {
 impl Default for JwksOptions {
     fn default() -> Self {
         Self {
-            url: None,
             allow_http_loopback: false,
-            document: None,
-            fetch: true,
             cooldown: DEFAULT_JWKS_COOLDOWN,
             max_age: DEFAULT_JWKS_MAX_AGE,
             max_bytes: DEFAULT_MAX_JWKS_BYTES,
@@ -42,10 +34,14 @@ impl Default for JwksOptions {
 }
 
 impl JwksOptions {
-    /// The JWKS URL (the override, else `pool`'s), checked: `https`, or `http` on loopback when
-    /// allowed.
-    pub(crate) fn checked_url(&self, pool: &UserPool) -> Result<reqwest::Url, ConfigError> {
-        let raw = self.url.clone().unwrap_or_else(|| pool.jwks_url());
+    /// The JWKS URL (the source's override, else `pool`'s), checked: `https`, or `http` on
+    /// loopback when allowed.
+    pub(crate) fn checked_url(
+        &self,
+        source: &KeySource,
+        pool: &UserPool,
+    ) -> Result<reqwest::Url, ConfigError> {
+        let raw = source.url.clone().unwrap_or_else(|| pool.jwks_url());
         let invalid = |reason: String| ConfigError::InvalidUrl {
             setting: "JWKS URL",
             reason,
@@ -68,10 +64,14 @@ impl JwksOptions {
     }
 
     /// Keys can come from somewhere: a valid URL to fetch, or a document when fetching is off.
-    pub(crate) fn validate_source(&self, pool: &UserPool) -> Result<(), ConfigError> {
-        if self.fetch {
-            self.checked_url(pool)?;
-        } else if self.document.is_none() {
+    pub(crate) fn validate_source(
+        &self,
+        source: &KeySource,
+        pool: &UserPool,
+    ) -> Result<(), ConfigError> {
+        if source.fetch {
+            self.checked_url(source, pool)?;
+        } else if source.document.is_none() {
             return Err(ConfigError::InvalidSetting {
                 setting: "fetch_keys",
                 reason: "with fetch_keys(false) a jwks_document is required",

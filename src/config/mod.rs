@@ -4,6 +4,7 @@ mod client;
 mod error;
 mod jwks;
 mod pool;
+mod pools;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub use client::{ClientIds, TokenUse};
 pub use error::ConfigError;
 pub(crate) use jwks::JwksOptions;
 pub use pool::{IssuerForm, Issuers, UserPool};
+pub(crate) use pools::KeySource;
+pub use pools::PoolConfig;
 
 /// The default clock leeway applied to `exp`, `nbf` and `iat`: 5 seconds.
 ///
@@ -59,12 +62,10 @@ pub const DEFAULT_REALM: &str = "cognito";
 #[derive(Clone)]
 #[must_use]
 pub struct CognitoConfig {
-    pub(crate) pool: UserPool,
-    pub(crate) token_use: TokenUse,
-    pub(crate) client_ids: ClientIds,
-    pub(crate) issuers: Issuers,
-    pub(crate) issuer_override: Option<String>,
-    /// Where keys come from and how they are fetched: what the key cache takes.
+    /// The pools, the one given to [`new`](Self::new) first; never empty.
+    pub(crate) pools: Vec<PoolConfig>,
+    /// How keys are fetched, for every pool: what each pool's key cache takes, with the pool's
+    /// [`KeySource`].
     pub(crate) jwks: JwksOptions,
     pub(crate) leeway: Duration,
     pub(crate) max_lifetime: Option<Duration>,
@@ -79,13 +80,11 @@ pub struct CognitoConfig {
 
 impl CognitoConfig {
     /// Accept tokens of `pool`, of kind `token_use`, issued to one of `client_ids`.
+    ///
+    /// More pools can be added with [`add_pool`](Self::add_pool).
     pub fn new(pool: UserPool, token_use: TokenUse, client_ids: ClientIds) -> Self {
         Self {
-            pool,
-            token_use,
-            client_ids,
-            issuers: Issuers::Both,
-            issuer_override: None,
+            pools: vec![PoolConfig::new(pool, token_use, client_ids)],
             jwks: JwksOptions::default(),
             leeway: DEFAULT_LEEWAY,
             max_lifetime: None,
@@ -99,33 +98,74 @@ impl CognitoConfig {
         }
     }
 
-    /// The user pool.
+    /// The user pool given to [`new`](Self::new).
     pub fn pool(&self) -> &UserPool {
-        &self.pool
+        &self.first().pool
     }
 
-    /// Restrict the accepted issuer forms (both are accepted by default).
+    /// Every configured pool, the one given to [`new`](Self::new) first.
+    pub fn pools(&self) -> impl Iterator<Item = &UserPool> {
+        self.pools.iter().map(|p| &p.pool)
+    }
+
+    /// Also accept the tokens of another user pool, with its own app clients, token use,
+    /// issuers and key cache.
+    ///
+    /// A token's pool is chosen by its exact `iss` among the configured issuers only, before its
+    /// key is looked up: a token naming an issuer no pool has is refused (`invalid_token`)
+    /// without any key fetch, so an unverified `iss` never picks a URL. After the signature, the
+    /// token is checked against that pool's issuers, token use and app clients: a client id
+    /// listed for one pool is not accepted on another pool's token. Two pools may not share an
+    /// issuer ([`ConfigError::DuplicateIssuer`]).
+    ///
+    /// Everything else (leeway, rules, the session window, the JWKS fetch settings) applies to
+    /// every pool.
+    pub fn add_pool(mut self, pool: PoolConfig) -> Self {
+        self.pools.push(pool);
+        self
+    }
+
+    fn first(&self) -> &PoolConfig {
+        &self.pools[0]
+    }
+
+    fn first_mut(&mut self) -> &mut PoolConfig {
+        &mut self.pools[0]
+    }
+
+    /// Restrict the accepted issuer forms of the pool given to [`new`](Self::new) (both are
+    /// accepted by default). Added pools carry their own: [`PoolConfig::issuers`].
     pub fn issuers(mut self, issuers: Issuers) -> Self {
-        self.issuers = issuers;
+        self.first_mut().issuers = issuers;
         self
     }
 
-    /// Accept exactly this issuer instead of the Cognito ones: for local emulators and tests.
+    /// Accept exactly this issuer instead of the Cognito ones, for the pool given to
+    /// [`new`](Self::new): for local emulators and tests.
     pub fn issuer_override(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer_override = Some(issuer.into());
+        self.first_mut().issuer_override = Some(issuer.into());
         self
     }
 
-    /// Fetch keys from this URL instead of the pool's: for local emulators and tests.
+    /// The pool given to [`new`](Self::new) is replicated to `region` (Multi-Region
+    /// Replication): see [`PoolConfig::replica_region`].
+    pub fn replica_region(mut self, region: impl Into<String>) -> Self {
+        self.first_mut().replica_regions.push(region.into());
+        self
+    }
+
+    /// Fetch the keys of the pool given to [`new`](Self::new) from this URL instead of the
+    /// pool's: for local emulators and tests.
     ///
     /// It must be `https`, unless [`allow_http_on_loopback`](Self::allow_http_on_loopback) is set
     /// and the host is a loopback address.
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks.url = Some(url.into());
+        self.first_mut().keys.url = Some(url.into());
         self
     }
 
-    /// Allow a plain `http://` JWKS URL whose host is `localhost` or a loopback address.
+    /// Allow plain `http://` JWKS URLs whose host is `localhost` or a loopback address (for
+    /// every pool).
     ///
     /// Off by default, so a typo can never send production key fetches over plain HTTP.
     pub fn allow_http_on_loopback(mut self, allow: bool) -> Self {
@@ -133,18 +173,19 @@ impl CognitoConfig {
         self
     }
 
-    /// Start with the keys of this JWKS document (`{"keys": [...]}`), for an offline start or
-    /// tests. Keys are still fetched for an unknown `kid` and when they grow old, unless
-    /// [`fetch_keys(false)`](Self::fetch_keys) is set.
+    /// Start the pool given to [`new`](Self::new) with the keys of this JWKS document
+    /// (`{"keys": [...]}`), for an offline start or tests. Keys are still fetched for an unknown
+    /// `kid` and when they grow old, unless [`fetch_keys(false)`](Self::fetch_keys) is set.
     pub fn jwks_document(mut self, json: impl Into<String>) -> Self {
-        self.jwks.document = Some(json.into());
+        self.first_mut().keys.document = Some(json.into());
         self
     }
 
-    /// Whether keys may be fetched over the network (default `true`). With `false`, only the keys
-    /// of [`jwks_document`](Self::jwks_document) are used and the crate never touches the network.
+    /// Whether the keys of the pool given to [`new`](Self::new) may be fetched over the network
+    /// (default `true`). With `false`, only the keys of [`jwks_document`](Self::jwks_document)
+    /// are used and the crate never touches the network for that pool.
     pub fn fetch_keys(mut self, fetch: bool) -> Self {
-        self.jwks.fetch = fetch;
+        self.first_mut().keys.fetch = fetch;
         self
     }
 
@@ -248,40 +289,27 @@ impl CognitoConfig {
         self
     }
 
-    /// The issuers a token may name.
+    /// The issuers a token of the first pool may name.
+    #[cfg(test)]
     pub(crate) fn accepted_issuers(&self) -> Vec<String> {
-        if let Some(issuer) = &self.issuer_override {
-            return vec![issuer.clone()];
-        }
-        match self.issuers {
-            Issuers::Both => vec![
-                self.pool.issuer(IssuerForm::Original),
-                self.pool.issuer(IssuerForm::Updated),
-            ],
-            Issuers::Only(form) => vec![self.pool.issuer(form)],
-        }
+        self.first().accepted_issuers()
     }
 
     /// Checks everything that can be checked without the network.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        self.client_ids.validate()?;
+        let mut issuers = std::collections::HashSet::new();
+        for pool in &self.pools {
+            pool.validate()?;
+            self.jwks.validate_source(&pool.keys, &pool.pool)?;
+            for issuer in pool.accepted_issuers() {
+                if !issuers.insert(issuer.clone()) {
+                    return Err(ConfigError::DuplicateIssuer(issuer));
+                }
+            }
+        }
         if let Some(sessions) = &self.sessions {
             validate_sessions(sessions)?;
         }
-        if let Some(issuer) = &self.issuer_override {
-            if issuer.trim().is_empty() || issuer.trim() != issuer {
-                return Err(ConfigError::InvalidIssuer(issuer.clone()));
-            }
-        }
-        if self.pool.is_emulated()
-            && (self.issuer_override.is_none()
-                || (self.jwks.url.is_none() && self.jwks.document.is_none()))
-        {
-            return Err(ConfigError::EmulatorPoolNeedsOverrides(
-                self.pool.id().to_owned(),
-            ));
-        }
-        self.jwks.validate_source(&self.pool)?;
         if self.realm.is_empty()
             || !self
                 .realm
@@ -371,12 +399,7 @@ pub(crate) fn validate_rule(rule: &str) -> Result<(), ConfigError> {
 impl fmt::Debug for CognitoConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CognitoConfig")
-            .field("pool", &self.pool.id())
-            .field("token_use", &self.token_use)
-            .field("client_ids", &self.client_ids)
-            .field("issuers", &self.accepted_issuers())
-            .field("jwks_url", &self.jwks.url)
-            .field("fetch_keys", &self.jwks.fetch)
+            .field("pools", &self.pools)
             .field("leeway", &self.leeway)
             .field("max_lifetime", &self.max_lifetime)
             .field("max_token_bytes", &self.max_token_bytes)

@@ -107,11 +107,16 @@ impl UserPool {
 
     /// The issuer string of the given form.
     pub fn issuer(&self, form: IssuerForm) -> String {
+        self.issuer_in(&self.region, form)
+    }
+
+    /// The issuer string of the given form in `region`: the pool's own region, or a replica's.
+    pub(crate) fn issuer_in(&self, region: &str, form: IssuerForm) -> String {
         let host = match form {
             IssuerForm::Original => "cognito-idp",
             IssuerForm::Updated => "issuer-cognito-idp",
         };
-        format!("https://{host}.{}.amazonaws.com/{}", self.region, self.id)
+        format!("https://{host}.{region}.amazonaws.com/{}", self.id)
     }
 }
 
@@ -129,7 +134,7 @@ impl std::str::FromStr for UserPool {
 }
 
 /// `xx-name-1`, `us-gov-west-1`, `ap-southeast-2`: two letters, one or more words, a number.
-fn is_region(region: &str) -> bool {
+pub(super) fn is_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts.len() <= 5

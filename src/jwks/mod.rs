@@ -20,7 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, JwksOptions, UserPool};
+use crate::config::{ConfigError, JwksOptions, KeySource, UserPool};
 use crate::error::{AuthError, InvalidToken};
 pub(crate) use fetch::Fetcher;
 pub(crate) use keyset::{KeySet, VerifyingKey, MAX_KID_BYTES};
@@ -50,15 +50,19 @@ struct Snapshot {
 }
 
 impl KeyCache {
-    /// The key cache of `pool`, configured by `options`.
-    pub(crate) fn new(options: &JwksOptions, pool: &UserPool) -> Result<Self, ConfigError> {
-        let keys = match &options.document {
+    /// The key cache of `pool`, whose keys come from `source`, fetched as `options` say.
+    pub(crate) fn new(
+        options: &JwksOptions,
+        source: &KeySource,
+        pool: &UserPool,
+    ) -> Result<Self, ConfigError> {
+        let keys = match &source.document {
             Some(doc) => KeySet::parse(doc.as_bytes())
                 .map_err(|e| ConfigError::InvalidJwks(e.to_string()))?,
             None => KeySet::default(),
         };
-        let fetcher = if options.fetch {
-            let url = options.checked_url(pool)?;
+        let fetcher = if source.fetch {
+            let url = options.checked_url(source, pool)?;
             let fetcher = Fetcher::new(
                 url,
                 options.connect_timeout,

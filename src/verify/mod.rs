@@ -7,11 +7,17 @@
 //! 2. **Header**: three base64url parts; the header is JSON with `alg` exactly `RS256` (an
 //!    allow-list: `none`, `HS256`, `RS384`, `ES256` and case tricks are refused), a `kid`, and no
 //!    `crit` extension. `jku`, `x5u`, `jwk` and `x5c` are ignored: keys come only from the pool.
-//! 3. **Key**: the `kid` is looked up in the cached JWKS (fetching it at most once per cooldown).
+//!    With [several pools](crate::CognitoConfig::add_pool), the pool is selected here, by the
+//!    payload's `iss` matched exactly against the configured issuers: an issuer no pool has is
+//!    refused without any fetch. The unverified `iss` only selects among configured pools; step 5
+//!    checks it again after the signature.
+//! 3. **Key**: the `kid` is looked up in the pool's cached JWKS (fetching it at most once per
+//!    cooldown).
 //! 4. **Signature**: RSASSA-PKCS1-v1_5 with SHA-256, against the key parsed when it was fetched.
-//! 5. **Issuer**: `iss` is exactly one of the accepted issuers.
-//! 6. **Token use**: `token_use` is the configured kind.
-//! 7. **Client**: `client_id` for access tokens, `aud` for id tokens, is an allowed app client.
+//! 5. **Issuer**: `iss` is exactly one of the pool's accepted issuers.
+//! 6. **Token use**: `token_use` is the pool's configured kind.
+//! 7. **Client**: `client_id` for access tokens, `aud` for id tokens, is an app client allowed
+//!    for the pool.
 //!    The claim is required: Cognito access tokens have no `aud`, so a check that ran only "when
 //!    `aud` is present" would let any client's token through.
 //! 8. **Time**: `exp` is required and not passed; `nbf`, if present, has passed; `iat` is required
@@ -23,6 +29,7 @@
 //!     (or, with fail-open, a warning). See [`session`](crate::session).
 
 mod checks;
+mod pools;
 mod rules;
 mod steps;
 mod token_cache;
@@ -40,6 +47,7 @@ use crate::error::AuthError;
 use crate::jwks::KeyCache;
 use crate::session::SessionGate;
 use checks::ClaimChecks;
+use pools::{Pool, Pools};
 use rules::Rules;
 use token_cache::TokenCache;
 pub use verified::Verified;
@@ -58,39 +66,39 @@ pub struct Verifier<C = AccessClaims> {
     state: Arc<WithRules<C>>,
 }
 
-/// One set of rules over the pool's checks, with the cache of the tokens that passed them.
+/// One set of rules over the configuration's checks, with the cache of the tokens that passed
+/// them.
 struct WithRules<C> {
-    pool: Arc<PoolChecks>,
+    checks: Arc<Checks>,
     rules: Rules<C>,
     /// Per set of rules, not shared with verifiers of other rules: its entries passed them.
     cache: Option<TokenCache<C>>,
 }
 
 impl<C: Send + Sync + 'static> WithRules<C> {
-    fn new(pool: Arc<PoolChecks>, rules: Rules<C>) -> Self {
-        let size = pool.token_cache_size;
+    fn new(checks: Arc<Checks>, rules: Rules<C>) -> Self {
+        let size = checks.token_cache_size;
         Self {
-            pool,
+            checks,
             rules,
             cache: (size > 0).then(|| TokenCache::new(size)),
         }
     }
 }
 
-/// What every clone and every derived verifier shares: the token checks, the keys and the
-/// session gate of one configuration.
-struct PoolChecks {
+/// What every clone and every derived verifier shares: the pools (each with its claim checks
+/// and its keys) and the session gate of one configuration.
+struct Checks {
     /// Carried for the layer's challenge (see [`Verifier::realm`]); no check reads it.
     realm: Arc<str>,
-    claims: ClaimChecks,
+    pools: Pools,
     max_token_bytes: usize,
     clock: Arc<dyn Clock>,
-    keys: KeyCache,
     sessions: Option<SessionGate>,
     token_cache_size: u64,
 }
 
-impl PoolChecks {
+impl Checks {
     /// Step 10: one atomic check-and-advance in the session store, when the window is on.
     async fn check_session<C>(&self, verified: &Verified<C>, now: i64) -> Result<(), AuthError> {
         let (Some(sessions), Some(key)) = (&self.sessions, verified.session_key()) else {
@@ -143,27 +151,37 @@ where
     /// ```
     pub fn with_claims(config: CognitoConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let keys = KeyCache::new(&config.jwks, &config.pool)?;
-        let pool = Arc::new(PoolChecks {
+        let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let max_lifetime = config
+            .max_lifetime
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let pools = config
+            .pools
+            .into_iter()
+            .map(|pool| {
+                Ok(Pool {
+                    keys: KeyCache::new(&config.jwks, &pool.keys, &pool.pool)?,
+                    claims: ClaimChecks {
+                        issuers: pool.accepted_issuers(),
+                        token_use: pool.token_use,
+                        client_ids: pool.client_ids,
+                        leeway,
+                        max_lifetime,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let checks = Arc::new(Checks {
             realm: config.realm.as_str().into(),
-            claims: ClaimChecks {
-                issuers: config.accepted_issuers(),
-                token_use: config.token_use,
-                client_ids: config.client_ids,
-                leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
-                max_lifetime: config
-                    .max_lifetime
-                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-            },
+            pools: Pools::new(pools),
             max_token_bytes: config.max_token_bytes,
             clock: config.clock,
-            keys,
             sessions: config.sessions.map(SessionGate::new),
             token_cache_size: config.token_cache_size,
         });
         let rules = Rules::new(config.required_scopes, config.required_groups);
         Ok(Self {
-            state: Arc::new(WithRules::new(pool, rules)),
+            state: Arc::new(WithRules::new(checks, rules)),
         })
     }
     /// Adds a check on the typed claims, run last. When it returns `false` the request gets
@@ -212,9 +230,9 @@ where
 
     /// Same keys and token checks, other rules, and so a cache of its own.
     fn with_rules(self, rules: Rules<C>) -> Self {
-        let pool = Arc::clone(&self.state.pool);
+        let checks = Arc::clone(&self.state.checks);
         Self {
-            state: Arc::new(WithRules::new(pool, rules)),
+            state: Arc::new(WithRules::new(checks, rules)),
         }
     }
 
@@ -225,10 +243,11 @@ where
         self.state.cache.as_ref().map_or(0, |c| c.len())
     }
 
-    /// Fetches the signing keys now, to start serving with a warm cache. Returns how many
-    /// keys are cached, or [`AuthError::KeysUnavailable`].
+    /// Fetches the signing keys of every pool now (the pools at once), to start serving with a
+    /// warm cache. Returns how many keys are cached in all, or [`AuthError::KeysUnavailable`]
+    /// when a pool has none.
     pub async fn prefetch_keys(&self) -> Result<usize, AuthError> {
-        self.state.pool.keys.refresh().await
+        self.state.checks.pools.refresh_all().await
     }
 
     /// Verifies a token: every check of the [module docs](self), in order.
@@ -259,7 +278,7 @@ where
         syntax: impl FnOnce(&[u8]) -> Result<(), AuthError>,
     ) -> Lookup<C> {
         match self.known(token) {
-            Some((verified, _)) if self.state.pool.sessions.is_none() => Lookup::Ready(verified),
+            Some((verified, _)) if self.state.checks.sessions.is_none() => Lookup::Ready(verified),
             Some(known) => Lookup::Pending(Pending { known: Some(known) }),
             None => match syntax(token) {
                 Ok(()) => Lookup::Pending(Pending { known: None }),
@@ -287,7 +306,7 @@ where
         verified: Verified<C>,
         now: i64,
     ) -> Result<Verified<C>, AuthError> {
-        self.state.pool.check_session(&verified, now).await?;
+        self.state.checks.check_session(&verified, now).await?;
         Ok(verified)
     }
 
@@ -295,16 +314,20 @@ where
     /// `now` it was checked at (the request's one clock reading); one that fails either check is
     /// forgotten, so the token is verified afresh for the precise answer.
     fn known(&self, token: &[u8]) -> Option<(Verified<C>, i64)> {
-        let pool = &*self.state.pool;
+        let checks = &*self.state.checks;
         let cache = self.state.cache.as_ref()?;
-        if token.len() > pool.max_token_bytes {
+        if token.len() > checks.max_token_bytes {
             return None;
         }
         let verified = cache.get(token)?;
-        let now = pool.clock.now_unix();
+        let now = checks.clock.now_unix();
         let validity = verified.validity();
         if now < validity.refused_from
-            && pool.keys.still_current(&validity.key, validity.generation)
+            && checks
+                .pools
+                .get(validity.pool)
+                .keys
+                .still_current(&validity.key, validity.generation)
         {
             return Some((verified, now));
         }
@@ -318,12 +341,12 @@ where
     /// Fails with [`AuthError::StoreUnavailable`] when no session window is configured or the
     /// store fails.
     pub async fn revoke_session(&self, key: &str) -> Result<(), AuthError> {
-        let pool = &*self.state.pool;
-        let Some(sessions) = &pool.sessions else {
+        let checks = &*self.state.checks;
+        let Some(sessions) = &checks.sessions else {
             tracing::error!("revoke_session called without a session window configured");
             return Err(AuthError::StoreUnavailable);
         };
-        sessions.revoke(key, pool.clock.now_unix()).await
+        sessions.revoke(key, checks.clock.now_unix()).await
     }
 }
 
@@ -331,7 +354,7 @@ impl<C> Verifier<C> {
     /// The `realm` of the challenge, set with [`CognitoConfig::realm`]: carried here only
     /// because the layer is built from a verifier; the challenge is built in `http`.
     pub(crate) fn realm(&self) -> &Arc<str> {
-        &self.state.pool.realm
+        &self.state.checks.realm
     }
 }
 
@@ -345,15 +368,11 @@ impl<C> Clone for Verifier<C> {
 
 impl<C> fmt::Debug for Verifier<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pool = &self.state.pool;
+        let checks = &self.state.checks;
         f.debug_struct("Verifier")
-            .field("issuers", &pool.claims.issuers)
-            .field("token_use", &pool.claims.token_use)
-            .field("client_ids", &pool.claims.client_ids)
-            .field("leeway", &pool.claims.leeway)
+            .field("pools", &checks.pools)
             .field("rules", &self.state.rules)
-            .field("keys", &pool.keys)
-            .field("sessions", &pool.sessions)
+            .field("sessions", &checks.sessions)
             .field("token_cache", &self.state.cache.is_some())
             .finish()
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::verified::Validity;
-use super::{PoolChecks, Verified, Verifier};
+use super::{Checks, Verified, Verifier};
 use crate::claims::{Payload, Registered};
 use crate::error::{AuthError, InvalidToken};
 use crate::jwks::VerifyingKey;
@@ -28,12 +28,19 @@ struct Stateless<C> {
     now: i64,
 }
 
-/// Where the key of a token's header stands after a look at the key cache.
+/// Where the key of a token's header stands after a look at its pool's key cache.
 enum HeaderKey {
     /// Cached, with the generation of its key set.
     Cached(Arc<VerifyingKey>, u64),
     /// Not cached: this `kid` must be waited for.
     Fetch(String),
+}
+
+/// A key, with the index of the pool it came from and the generation of that pool's key set.
+struct PoolKey {
+    pool: usize,
+    key: Arc<VerifyingKey>,
+    generation: u64,
 }
 
 impl<C> Verifier<C>
@@ -43,9 +50,9 @@ where
     /// Every step, then the outcome of the stateless ones is remembered for the next time this
     /// token comes.
     pub(super) async fn verify_all_steps(&self, token: &str) -> Result<Verified<C>, AuthError> {
-        let pool = &*self.state.pool;
+        let checks = &*self.state.checks;
         // 1. Size, before anything else.
-        if token.len() > pool.max_token_bytes {
+        if token.len() > checks.max_token_bytes {
             return Err(InvalidToken::TooLarge.into());
         }
         let Stateless { verified, now } = self.verify_stateless(token).await?;
@@ -53,20 +60,22 @@ where
             cache.insert(verified.clone());
         }
         // 10. Session window.
-        pool.check_session(&verified, now).await?;
+        checks.check_session(&verified, now).await?;
         Ok(verified)
     }
 
     /// Steps 2 to 9, and the session key for step 10.
     async fn verify_stateless(&self, token: &str) -> Result<Stateless<C>, AuthError> {
-        let pool = &*self.state.pool;
         let (header_b64, payload_b64, signature_b64) =
             split_token(token).ok_or(InvalidToken::Malformed)?;
 
-        // 2-3. Header and key: the key from the cache without waiting, or the `kid` to fetch.
-        let (key, generation) = match self.header_key(header_b64)? {
+        // 2-3. Header, pool and key: the key from the pool's cache without waiting, or the
+        // `kid` to fetch.
+        let (pool, found) = self.header_key(header_b64, payload_b64)?;
+        let keys = &self.state.checks.pools.get(pool).keys;
+        let (key, generation) = match found {
             HeaderKey::Cached(key, generation) => (key, generation),
-            HeaderKey::Fetch(kid) => pool.keys.key(&kid).await?,
+            HeaderKey::Fetch(kid) => keys.key(&kid).await?,
         };
 
         self.check_signed(
@@ -74,13 +83,22 @@ where
             header_b64.len(),
             payload_b64,
             signature_b64,
-            (key, generation),
+            PoolKey {
+                pool,
+                key,
+                generation,
+            },
         )
     }
 
-    /// Steps 2 and 3 as far as they go without waiting: the cached key of the header's `kid`,
-    /// or the `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
-    fn header_key(&self, header_b64: &str) -> Result<HeaderKey, AuthError> {
+    /// Steps 2 and 3 as far as they go without waiting: the header's pool (by the payload's
+    /// `iss`, when several are configured), and the cached key of the header's `kid` or the
+    /// `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
+    fn header_key(
+        &self,
+        header_b64: &str,
+        payload_b64: &str,
+    ) -> Result<(usize, HeaderKey), AuthError> {
         with_decoded::<HEADER_STACK_BYTES, _>(header_b64, |json| {
             let header: Header<'_> = parse_object(json)?;
             if &*header.alg != "RS256" {
@@ -90,10 +108,13 @@ where
                 return Err(InvalidToken::UnsupportedCritical.into());
             }
             let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
-            Ok(match self.state.pool.keys.cached_key(&kid) {
+            let pools = &self.state.checks.pools;
+            let pool = pools.select(payload_b64)?;
+            let found = match pools.get(pool).keys.cached_key(&kid) {
                 Some((key, generation)) => HeaderKey::Cached(key, generation),
                 None => HeaderKey::Fetch(kid.into()),
-            })
+            };
+            Ok((pool, found))
         })
     }
 
@@ -105,50 +126,62 @@ where
         header_len: usize,
         payload_b64: &str,
         signature_b64: &str,
-        (key, generation): (Arc<VerifyingKey>, u64),
+        key: PoolKey,
     ) -> Result<Stateless<C>, AuthError> {
         // 4. Signature.
         let mut signature = stack_buffer::<MAX_SIGNATURE_BYTES>();
         let signature = decode_b64_into(signature_b64, &mut signature)
             .map_err(|_| InvalidToken::BadSignature)?;
         let signing_input = &token.as_bytes()[..header_len + 1 + payload_b64.len()];
-        if !key.verify(signing_input, signature) {
-            tracing::debug!(kid = key.kid(), "bad signature");
+        if !key.key.verify(signing_input, signature) {
+            tracing::debug!(kid = key.key.kid(), "bad signature");
             return Err(InvalidToken::BadSignature.into());
         }
 
         // 5-9. Claims, as of now: after the key, which may have been waited for.
-        let now = self.state.pool.clock.now_unix();
+        let now = self.state.checks.clock.now_unix();
         let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
-            self.read_claims(token, payload, now, (key, generation))
+            self.read_claims(token, payload, now, key)
         })?;
         Ok(Stateless { verified, now })
     }
 
     /// Steps 5 to 9 on the decoded payload of `token`, with the session key for step 10 and the
-    /// validity of the verification (`key` is the one that verified the signature).
+    /// validity of the verification (`key` is the one that verified the signature, of the pool
+    /// whose claims are checked).
     fn read_claims(
         &self,
         token: &str,
         payload: &[u8],
         now: i64,
-        (key, generation): (Arc<VerifyingKey>, u64),
+        PoolKey {
+            pool,
+            key,
+            generation,
+        }: PoolKey,
     ) -> Result<Verified<C>, AuthError> {
-        let pool = &*self.state.pool;
+        let checks = &*self.state.checks;
+        let pool_claims = &checks.pools.get(pool).claims;
         let payload = Payload::parse::<C>(payload)?;
         let claims = &payload.registered;
-        let (iat, exp) = pool.claims.check(claims, now)?;
+        let (iat, exp) = pool_claims.check(claims, now)?;
         self.state
             .rules
             .check_claims(claims.scope.as_deref(), claims.groups.as_deref())?;
         // Its error, if any, comes after those of the claims type and the custom check.
-        let session_key = pool.session_key(claims);
+        let session_key = checks.session_key(claims);
         // Last of the claim checks: the claims must also read as a JSON value.
         let representable = payload.check_representable();
         let typed: C = payload.into_claims()?;
         self.state.rules.check_typed(&typed)?;
         representable?;
-        let validity = Validity::new(key, generation, exp.saturating_add(pool.claims.leeway), now);
+        let validity = Validity::new(
+            pool,
+            key,
+            generation,
+            exp.saturating_add(pool_claims.leeway),
+            now,
+        );
         Ok(Verified::new(
             typed,
             (iat, exp),
@@ -159,7 +192,7 @@ where
     }
 }
 
-impl PoolChecks {
+impl Checks {
     /// The session key of a token, when the session window is on.
     fn session_key(&self, claims: &Registered<'_>) -> Result<Option<Box<str>>, InvalidToken> {
         let Some(sessions) = &self.sessions else {

@@ -35,6 +35,8 @@ struct VerifiedToken<C> {
 /// What a verification still depends on, and how long it holds: read on every later use of it
 /// (the verified-token cache).
 pub(crate) struct Validity {
+    /// The index of the pool the token belongs to, whose keys `key` is of.
+    pub(crate) pool: usize,
     /// The key that verified the token (it knows its `kid`).
     pub(crate) key: Arc<VerifyingKey>,
     /// The generation of the key set `key` came from.
@@ -47,6 +49,7 @@ pub(crate) struct Validity {
 
 impl Validity {
     pub(super) fn new(
+        pool: usize,
         key: Arc<VerifyingKey>,
         generation: u64,
         refused_from: i64,
@@ -54,6 +57,7 @@ impl Validity {
     ) -> Self {
         let secs = refused_from.saturating_sub(now).clamp(1, 24 * 3600);
         Self {
+            pool,
             key,
             generation,
             refused_from,
@@ -139,7 +143,13 @@ impl<C> Verified<C> {
 #[cfg(test)]
 impl<C> Verified<C> {
     pub(crate) fn for_tests(claims: C, token: &str, key: Arc<VerifyingKey>, exp: i64) -> Self {
-        Self::new(claims, (0, exp), None, token, Validity::new(key, 0, exp, 0))
+        Self::new(
+            claims,
+            (0, exp),
+            None,
+            token,
+            Validity::new(0, key, 0, exp, 0),
+        )
     }
 }
 
