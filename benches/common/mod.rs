@@ -221,6 +221,38 @@ pub fn offline_config() -> CognitoConfig {
     .fetch_keys(false)
 }
 
+/// [`offline_config`] with `others` more pools before the bench token's (each with an app
+/// client and keys of its own): the bench token's pool is the last one added, so it is found
+/// among `others + 1` pools.
+pub fn offline_config_among(others: usize) -> CognitoConfig {
+    use tower_cognito::PoolConfig;
+    if others == 0 {
+        return offline_config();
+    }
+    let other = |i: usize| {
+        PoolConfig::new(
+            UserPool::parse(&format!("us-east-1_Other{i}")).unwrap(),
+            TokenUse::Access,
+            ClientIds::one(format!("otherclient{i}")),
+        )
+        .jwks_document(key().jwks())
+        .fetch_keys(false)
+    };
+    let bench_pool = PoolConfig::new(
+        UserPool::parse(POOL).unwrap(),
+        TokenUse::Access,
+        ClientIds::one(CLIENT_ID),
+    )
+    .jwks_document(key().jwks())
+    .fetch_keys(false);
+    (1..others)
+        .fold(CognitoConfig::from_pool(other(0)), |config, i| {
+            config.add_pool(other(i))
+        })
+        .add_pool(bench_pool)
+        .require_scopes([REQUIRED_SCOPE])
+}
+
 /// The jsonwebtoken validation with every field set on purpose, matching the verifier's rules
 /// as far as jsonwebtoken can express them.
 pub fn jsonwebtoken_validation() -> jsonwebtoken::Validation {

@@ -83,8 +83,14 @@ impl CognitoConfig {
     ///
     /// More pools can be added with [`add_pool`](Self::add_pool).
     pub fn new(pool: UserPool, token_use: TokenUse, client_ids: ClientIds) -> Self {
+        Self::from_pool(PoolConfig::new(pool, token_use, client_ids))
+    }
+
+    /// Accept the tokens `pool` describes: [`new`](Self::new) with the pool's settings made
+    /// first, for configurations that build every pool alike.
+    pub fn from_pool(pool: PoolConfig) -> Self {
         Self {
-            pools: vec![PoolConfig::new(pool, token_use, client_ids)],
+            pools: vec![pool],
             jwks: JwksOptions::default(),
             leeway: DEFAULT_LEEWAY,
             max_lifetime: None,
