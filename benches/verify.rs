@@ -4,6 +4,9 @@
 //!    aws-lc-rs `ParsedPublicKey::verify_sig` of the same signing input with the key parsed once
 //!    (target <= 1.15x); jsonwebtoken 11 `decode` (aws-lc-rs, every `Validation` field set)
 //!    reported beside them.
+//!    `pools`: the same fresh verify with the token's pool last of 2 and of 20 pools vs one pool
+//!    (issue 13: the cost does not grow with the number of pools; 2 vs 1 is the price of reading
+//!    `iss` before the key, 20 vs 2 must be ~1.0).
 //! 2. `router`: a repeat token (cache hit) through the layer in an axum 0.8 router, driven with
 //!    `oneshot` on a clone per request, vs the same router with no auth (target: at most +1 us).
 //! 3. `session_memory`: a verify hit with a `MemoryStore` session window vs without (target: at
@@ -13,6 +16,9 @@
 //!    server's own time per call.
 //! 4. `refresh`: the hit path, and a fresh verify with the key cached, while a JWKS refresh hangs
 //!    on a local server vs with none in flight (expect ~1.0).
+//! 6. `metrics` (with `--features metrics`): the router hit with a Prometheus recorder
+//!    (`metrics-exporter-prometheus`) installed vs the same router built before it, recording
+//!    nothing (target: at most +100 ns). Runs last: the recorder is process-wide.
 //! 5. Memory: bytes per cached verified token and per session window entry (a counting global
 //!    allocator, N = 10 000), allocations per call on the hot paths, and a few sub-step timings
 //!    (`DIAG`) that say where the time goes. `BENCH_MEMORY=0` skips the memory and allocation
@@ -60,10 +66,12 @@ fn main() {
     );
 
     bench_fresh(&mut c, token);
+    bench_pools(&mut c, token);
     bench_router(&mut c, token);
     bench_session_memory(&mut c, token);
     bench_session_redis(&mut c, token);
     bench_refresh(&mut c, token);
+    bench_metrics(&mut c, token);
     c.final_summary();
 
     if std::env::var("BENCH_MEMORY").as_deref() != Ok("0") {
@@ -158,6 +166,42 @@ fn bench_fresh(c: &mut Criterion, token: &str) {
     );
 }
 
+/// Target 1b: a fresh verify among 2 and 20 pools vs one pool.
+fn bench_pools(c: &mut Criterion, token: &str) {
+    let rt = common::runtime();
+    let one = verifier(common::offline_config().token_cache_size(0));
+    let two = verifier(common::offline_config_among(1).token_cache_size(0));
+    let twenty = verifier(common::offline_config_among(19).token_cache_size(0));
+    for v in [&one, &two, &twenty] {
+        rt.block_on(v.verify(token))
+            .expect("the bench token verifies");
+    }
+    let mut one_pool = batch_async(&rt, || one.verify(token));
+    let mut two_pools = batch_async(&rt, || two.verify(token));
+    let mut twenty_pools = batch_async(&rt, || twenty.verify(token));
+
+    let mut g = c.benchmark_group("pools");
+    bench(&mut g, "pools", "verify_fresh_1_pool", &mut one_pool);
+    bench(&mut g, "pools", "verify_fresh_2_pools", &mut two_pools);
+    bench(&mut g, "pools", "verify_fresh_20_pools", &mut twenty_pools);
+    g.finish();
+
+    ratio(
+        "pools/verify_fresh_2_pools",
+        &mut two_pools,
+        "pools/verify_fresh_1_pool",
+        &mut one_pool,
+        Target::RatioAtMost(1.05),
+    );
+    ratio(
+        "pools/verify_fresh_20_pools",
+        &mut twenty_pools,
+        "pools/verify_fresh_2_pools",
+        &mut two_pools,
+        Target::RatioAtMost(1.02),
+    );
+}
+
 /// Target 2: the layer's whole added cost on a cache hit, in an axum router.
 fn bench_router(c: &mut Criterion, token: &str) {
     let rt = common::runtime();
@@ -186,6 +230,53 @@ fn bench_router(c: &mut Criterion, token: &str) {
         &mut no_auth,
         Target::DiffAtMostNs(1000.0),
     );
+}
+
+/// Target 6: what the metrics cost a cache hit through the router, with a recorder installed.
+#[cfg(feature = "metrics")]
+fn bench_metrics(c: &mut Criterion, token: &str) {
+    let rt = common::runtime();
+    let auth = bearer(token);
+    // Built while no recorder is installed: its counters are no-ops.
+    let silent = cognito_router(verifier(common::offline_config()));
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("no recorder installed before");
+    let counted = cognito_router(verifier(common::offline_config()));
+    rt.block_on(async {
+        for router in [&silent, &counted] {
+            let response = router.clone().oneshot(request(&auth)).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    });
+    assert!(
+        handle
+            .render()
+            .contains("tower_cognito_requests_total{outcome=\"accepted\"} 1"),
+        "the recorder counts: {}",
+        handle.render()
+    );
+
+    let mut off = batch_async(&rt, || silent.clone().oneshot(request(&auth)));
+    let mut on = batch_async(&rt, || counted.clone().oneshot(request(&auth)));
+
+    let mut g = c.benchmark_group("metrics");
+    bench(&mut g, "metrics", "hit_no_recorder", &mut off);
+    bench(&mut g, "metrics", "hit_prometheus", &mut on);
+    g.finish();
+
+    ratio(
+        "metrics/hit_prometheus",
+        &mut on,
+        "metrics/hit_no_recorder",
+        &mut off,
+        Target::DiffAtMostNs(100.0),
+    );
+}
+
+#[cfg(not(feature = "metrics"))]
+fn bench_metrics(_c: &mut Criterion, _token: &str) {
+    println!("metrics: skipped (run with --features metrics)");
 }
 
 /// Target 3, memory store: the session window's added cost on a verify hit.

@@ -4,19 +4,23 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `COGNITO_USER_POOL_ID` | (required) | the pool, such as `eu-west-1_AbCdEf123`; an emulator's id without a region (cognito-local's `local_6e1bGJFg`) needs `COGNITO_ISSUER` and `COGNITO_JWKS_URL` |
-//! | `COGNITO_CLIENT_IDS` | (required) | the accepted app client ids, comma-separated |
+//! | `COGNITO_USER_POOL_ID` | (required) | the pool, such as `eu-west-1_AbCdEf123`, or several, comma-separated; an emulator's id without a region (cognito-local's `local_6e1bGJFg`) needs `COGNITO_ISSUER` and `COGNITO_JWKS_URL` |
+//! | `COGNITO_CLIENT_IDS` | (required) | the accepted app client ids, comma-separated; every listed pool accepts them |
 //! | `COGNITO_TOKEN_USE` | `access` | which tokens to accept: `access`, `id` or `any` |
-//! | `COGNITO_REGION` | from the pool id | the pool's region; must match the pool id |
-//! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local) |
-//! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators |
+//! | `COGNITO_REGION` | from the pool id | the pools' region; must match every pool id |
+//! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local); `{pool}` is replaced by each pool id (required with several pools) |
+//! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators; `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
 //! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`) |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
 //! | `RUST_LOG` | `info` | log filter |
 //!
-//! Routes: `GET /health` (no auth), `GET /me` (the verified claims as JSON), `GET /admin`
-//! (members of the group `admins` only); unknown paths are 404. A missing or invalid variable
+//! Routes: `GET /health` (no auth; liveness: the process serves), `GET /ready` (no auth; 200
+//! only when every pool's signing keys are loaded and the session store, if any, answers; 503
+//! otherwise), `GET /metrics` (no auth; Prometheus text format, with `--features metrics`),
+//! `GET /me` (the verified claims as JSON), `GET /admin` (members of the group `admins` only);
+//! unknown paths are 404. SIGTERM or Ctrl-C stops the server gracefully: it stops accepting,
+//! lets requests in flight finish, then exits 0. A missing or invalid variable
 //! stops the server at start with one line naming it, and exit code 2 (exit code 1 when a session
 //! store cannot be reached or the address cannot be bound). Every request is logged on one line,
 //! with the reason of a refusal.
@@ -25,6 +29,12 @@
 //! COGNITO_USER_POOL_ID=eu-west-1_AbCdEf123 COGNITO_CLIENT_IDS=4p1d8k3k9q2e5s7t0u6v1w3x4y \
 //!     cargo run --example server
 //! curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3000/me
+//!
+//! # Two pools of a local emulator that serves one JWKS per pool:
+//! COGNITO_USER_POOL_ID=local_Staff,local_Customers COGNITO_CLIENT_IDS=app1,app2 \
+//!     COGNITO_ISSUER='http://127.0.0.1:9229/{pool}' \
+//!     COGNITO_JWKS_URL='http://127.0.0.1:9229/{pool}/.well-known/jwks.json' \
+//!     COGNITO_ALLOW_HTTP=1 cargo run --example server
 //!
 //! # A shared session window across servers:
 //! SESSION_STORE=redis://127.0.0.1:6379 ... cargo run --example server --features redis
@@ -45,7 +55,7 @@ use serde_json::{json, Value};
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
 use tower_cognito::{
     AccessClaims, AnyClaims, AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, ConfigError,
-    IdClaims, TokenUse, UserPool, Verified, Verifier,
+    IdClaims, PoolConfig, TokenUse, UserPool, Verified, Verifier,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -61,7 +71,8 @@ use common::{
 // ---------------------------------------------------------------------------------------------
 
 struct Settings {
-    pool: UserPool,
+    /// Never empty.
+    pools: Vec<UserPool>,
     client_ids: Vec<String>,
     token_use: TokenUse,
     jwks_url: Option<String>,
@@ -73,15 +84,26 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Self, StartError> {
-        let pool_id = required(
+        let pool_ids = required(
             "COGNITO_USER_POOL_ID",
-            "the user pool id, such as eu-west-1_AbCdEf123",
+            "the user pool id, such as eu-west-1_AbCdEf123, or several, comma-separated",
         )?;
-        let pool = UserPool::parse(&pool_id)
-            .map_err(|e| StartError::invalid("COGNITO_USER_POOL_ID", e))?;
-        if let Some(region) = var("COGNITO_REGION")? {
-            UserPool::with_region(&pool_id, &region)
-                .map_err(|e| StartError::invalid("COGNITO_REGION", e))?;
+        let region = var("COGNITO_REGION")?;
+        let mut pools: Vec<UserPool> = Vec::new();
+        for pool_id in pool_ids.split(',').map(str::trim) {
+            let pool = UserPool::parse(pool_id)
+                .map_err(|e| StartError::invalid("COGNITO_USER_POOL_ID", e))?;
+            if pools.contains(&pool) {
+                return Err(StartError::invalid(
+                    "COGNITO_USER_POOL_ID",
+                    format!("{pool_id:?} is listed twice"),
+                ));
+            }
+            if let Some(region) = &region {
+                UserPool::with_region(pool_id, region)
+                    .map_err(|e| StartError::invalid("COGNITO_REGION", e))?;
+            }
+            pools.push(pool);
         }
 
         let client_ids: Vec<String> = required(
@@ -115,15 +137,29 @@ impl Settings {
         let allow_http = flag("COGNITO_ALLOW_HTTP")?;
         let jwks_url = var("COGNITO_JWKS_URL")?;
         let issuer = var("COGNITO_ISSUER")?;
+        for (name, template) in [("COGNITO_JWKS_URL", &jwks_url), ("COGNITO_ISSUER", &issuer)] {
+            if let Some(template) = template {
+                if pools.len() > 1 && !template.contains(POOL_PLACEHOLDER) {
+                    return Err(StartError::invalid(
+                        name,
+                        format!(
+                            "with several pools in COGNITO_USER_POOL_ID, it must contain {POOL_PLACEHOLDER} (replaced by each pool id)"
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(issuer) = &issuer {
-            check_url("COGNITO_ISSUER", issuer, allow_http)?;
+            for pool in &pools {
+                check_url("COGNITO_ISSUER", &for_pool(issuer, pool), allow_http)?;
+            }
         }
 
         let store = StoreSetting::from_env("none", true)?;
         let listen = listen_addr()?;
 
         Ok(Self {
-            pool,
+            pools,
             client_ids,
             token_use,
             jwks_url,
@@ -134,22 +170,37 @@ impl Settings {
         })
     }
 
-    /// The verifier configuration (without the session window).
+    /// The verifier configuration (without the session window): every pool accepts every
+    /// listed client.
     fn config(&self) -> CognitoConfig {
-        let mut config = CognitoConfig::new(
-            self.pool.clone(),
-            self.token_use,
-            ClientIds::new(self.client_ids.iter().cloned()),
-        )
-        .allow_http_on_loopback(self.allow_http);
-        if let Some(url) = &self.jwks_url {
-            config = config.jwks_url(url);
-        }
-        if let Some(issuer) = &self.issuer {
-            config = config.issuer_override(issuer);
-        }
-        config
+        let pool_config = |pool: &UserPool| {
+            let mut config = PoolConfig::new(
+                pool.clone(),
+                self.token_use,
+                ClientIds::new(self.client_ids.iter().cloned()),
+            );
+            if let Some(url) = &self.jwks_url {
+                config = config.jwks_url(for_pool(url, pool));
+            }
+            if let Some(issuer) = &self.issuer {
+                config = config.issuer_override(for_pool(issuer, pool));
+            }
+            config
+        };
+        let (first, rest) = self.pools.split_first().expect("at least one pool");
+        let config =
+            CognitoConfig::from_pool(pool_config(first)).allow_http_on_loopback(self.allow_http);
+        rest.iter()
+            .fold(config, |config, pool| config.add_pool(pool_config(pool)))
     }
+}
+
+/// What `{pool}` in `COGNITO_JWKS_URL` and `COGNITO_ISSUER` is replaced with.
+const POOL_PLACEHOLDER: &str = "{pool}";
+
+/// `template` for `pool`: `{pool}` replaced by its id.
+fn for_pool(template: &str, pool: &UserPool) -> String {
+    template.replace(POOL_PLACEHOLDER, pool.id())
 }
 
 /// Names the variable a configuration error comes from.
@@ -160,7 +211,7 @@ fn config_error(error: ConfigError, settings: &Settings) -> StartError {
         }
         ConfigError::InvalidRegion(_) | ConfigError::RegionMismatch { .. } => "COGNITO_REGION",
         ConfigError::NoClientIds | ConfigError::InvalidClientId(_) => "COGNITO_CLIENT_IDS",
-        ConfigError::InvalidIssuer(_) => "COGNITO_ISSUER",
+        ConfigError::InvalidIssuer(_) | ConfigError::DuplicateIssuer(_) => "COGNITO_ISSUER",
         ConfigError::InvalidUrl { .. } => "COGNITO_JWKS_URL",
         _ => "configuration",
     };
@@ -285,6 +336,51 @@ async fn health() -> &'static str {
     "ok"
 }
 
+/// Readiness: 200 once the verifier can serve, 503 (with the reason) otherwise.
+async fn ready<C: Claims>(
+    axum::extract::State(verifier): axum::extract::State<Verifier<C>>,
+) -> (axum::http::StatusCode, String) {
+    match verifier.ready().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_owned()),
+        Err(error) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {error}\n"),
+        ),
+    }
+}
+
+/// The Prometheus recorder, installed before the verifier is built (it takes its counters
+/// then), and the route that renders it.
+#[cfg(feature = "metrics")]
+fn metrics_route() -> Router {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("a metrics recorder was already installed; /metrics renders ours only");
+    }
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
+#[cfg(not(feature = "metrics"))]
+fn metrics_route() -> Router {
+    tracing::info!("metrics off: rebuild with --features metrics for GET /metrics");
+    Router::new()
+}
+
 /// Every claim of the verified token, including those without a field in the claims type.
 async fn me<C: Claims>(verified: Verified<C>) -> Json<Value> {
     Json(verified.claims_json())
@@ -320,6 +416,8 @@ async fn serve<C: Claims>(
     settings: Settings,
     sessions: Option<SessionConfig>,
 ) -> Result<(), StartError> {
+    // Before the verifier: it takes the handles of its counters when it is built.
+    let metrics = metrics_route();
     let mut config = settings.config();
     if let Some(sessions) = sessions {
         config = config.session_window(sessions);
@@ -335,6 +433,7 @@ async fn serve<C: Claims>(
     // Warm the key cache without delaying the start: until keys are had, requests with a
     // token get 503 (our outage, not the client's 401).
     let warm = verifier.clone();
+    let ready_verifier = verifier.clone();
     tokio::spawn(async move {
         match warm.prefetch_keys().await {
             Ok(keys) => tracing::info!(keys, "signing keys fetched"),
@@ -354,6 +453,12 @@ async fn serve<C: Claims>(
                 .route_layer(CognitoAuthLayer::new(admin_verifier)),
         )
         .route("/health", get(health))
+        .merge(
+            Router::new()
+                .route("/ready", get(ready::<C>))
+                .with_state(ready_verifier),
+        )
+        .merge(metrics)
         .layer(axum::middleware::from_fn(log_request));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -368,7 +473,12 @@ async fn serve<C: Claims>(
         .local_addr()
         .map_err(|e| StartError::failed("LISTEN_ADDR", e))?;
     tracing::info!(
-        pool = %settings.pool,
+        pools = settings
+            .pools
+            .iter()
+            .map(UserPool::id)
+            .collect::<Vec<_>>()
+            .join(","),
         token_use = ?settings.token_use,
         clients = settings.client_ids.join(","),
         session_store = settings.store.name(),

@@ -166,6 +166,7 @@ mod extract;
 mod http;
 mod jwks;
 mod jws;
+pub mod metrics;
 #[cfg(feature = "refresh")]
 pub mod refresh;
 pub mod session;

@@ -53,6 +53,7 @@ pub(crate) fn reject<B, R: OnRejection<B>>(
     realm: &str,
     on_rejection: &R,
 ) -> Response<B> {
+    crate::metrics::refused(&error);
     let status = error.status().as_u16();
     if status == 503 {
         tracing::warn!(

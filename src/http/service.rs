@@ -128,6 +128,7 @@ where
         let found = match find_token(request.headers()) {
             Ok(Some(found)) => found,
             Ok(None) if self.optional => {
+                crate::metrics::anonymous();
                 request.extensions_mut().insert(Anonymous {
                     realm: realm.clone(),
                 });
@@ -147,6 +148,7 @@ where
         let pending = match self.verifier.lookup(found.token, check_token) {
             // The whole answer: no `await`, no boxed future.
             Lookup::Ready(verified) => {
+                self.verifier.metrics().accepted();
                 request.extensions_mut().insert(verified);
                 return ResponseFuture::inner(self.inner.call(request));
             }
@@ -166,6 +168,7 @@ where
             let token = move || token_at(headers, offset).unwrap_or_default();
             match verifier.finish(pending, token).await {
                 Ok(verified) => {
+                    verifier.metrics().accepted();
                     request.extensions_mut().insert(verified);
                     Ok(inner.call(request))
                 }

@@ -34,6 +34,8 @@ pub(crate) struct KeyCache {
 
 /// The current key set, and how it is replaced.
 struct KeyStore {
+    /// The pool id, for logs and metrics.
+    pool: Box<str>,
     snapshot: ArcSwap<Snapshot>,
     fetcher: Option<Fetcher>,
     max_age: Duration,
@@ -79,6 +81,7 @@ impl KeyCache {
         };
         Ok(Self {
             store: Arc::new(KeyStore {
+                pool: pool.id().into(),
                 snapshot: ArcSwap::from_pointee(Snapshot {
                     keys,
                     loaded_at: Instant::now(),
@@ -136,6 +139,11 @@ impl KeyCache {
                 .is_some_and(|current| Arc::ptr_eq(current, key))
     }
 
+    /// Whether any key is cached; never fetches.
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.store.snapshot.load().keys.is_empty()
+    }
+
     /// Fetches the keys now, unless a fetch is in flight (then waits for it) or the cooldown runs.
     /// For warming the cache at start-up.
     pub(crate) async fn refresh(&self) -> Result<usize, AuthError> {
@@ -178,8 +186,10 @@ impl KeyStore {
     async fn fetch_and_store(&self) {
         let Some(fetcher) = &self.fetcher else { return };
         let started = Instant::now();
+        let timer = crate::metrics::Timer::start();
         let result = fetcher.fetch().await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        crate::metrics::jwks_fetch(&self.pool, result.is_ok(), &timer);
         match result {
             Ok(mut keys) => {
                 let previous = self.snapshot.load();

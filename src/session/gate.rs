@@ -26,6 +26,7 @@ impl SessionGate {
     /// One atomic check-and-advance of `iat` in the session `key`, at `now`.
     pub(crate) async fn check(&self, key: &str, iat: i64, now: i64) -> Result<(), AuthError> {
         let sessions = &self.config;
+        let timer = crate::metrics::Timer::start();
         let mut check = sessions
             .store
             .check_and_advance(key, iat, now, sessions.limits);
@@ -34,13 +35,20 @@ impl SessionGate {
             Some(answer) => Ok(answer),
             None => tokio::time::timeout(sessions.timeout, check).await,
         };
-        let failure = match answer {
-            Ok(Ok(SessionVerdict::Accepted)) => return Ok(()),
-            Ok(Ok(SessionVerdict::Superseded)) => return Err(InvalidToken::Superseded.into()),
-            Ok(Ok(SessionVerdict::Revoked)) => return Err(InvalidToken::Revoked.into()),
-            Ok(Err(error)) => error,
-            Err(_) => StoreError::from_kind(StoreErrorKind::Timeout),
+        let (result, failure) = match answer {
+            Ok(Ok(verdict)) => {
+                let (result, answer) = match verdict {
+                    SessionVerdict::Accepted => ("accepted", Ok(())),
+                    SessionVerdict::Superseded => ("superseded", Err(InvalidToken::Superseded)),
+                    SessionVerdict::Revoked => ("revoked", Err(InvalidToken::Revoked)),
+                };
+                crate::metrics::store_call("check", result, &timer);
+                return answer.map_err(Into::into);
+            }
+            Ok(Err(error)) => ("error", error),
+            Err(_) => ("timeout", StoreError::from_kind(StoreErrorKind::Timeout)),
         };
+        crate::metrics::store_call("check", result, &timer);
         if sessions.fail_open {
             tracing::warn!(error = %failure, "session store failed; accepting on signature alone (fail-open)");
             Ok(())
@@ -50,20 +58,42 @@ impl SessionGate {
         }
     }
 
+    /// Whether the store answers a ping within the store timeout; a store without a ping counts
+    /// as answering.
+    pub(crate) async fn ping(&self) -> Result<(), AuthError> {
+        let sessions = &self.config;
+        match tokio::time::timeout(sessions.timeout, sessions.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) if error.kind() == StoreErrorKind::Unsupported => Ok(()),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "session store ping failed");
+                Err(AuthError::StoreUnavailable)
+            }
+            Err(_) => {
+                tracing::warn!("session store ping timed out");
+                Err(AuthError::StoreUnavailable)
+            }
+        }
+    }
+
     /// Revokes the session `key` at `now`, under the store timeout.
     pub(crate) async fn revoke(&self, key: &str, now: i64) -> Result<(), AuthError> {
         let sessions = &self.config;
+        let timer = crate::metrics::Timer::start();
         let revoke = sessions.store.revoke(key, now, sessions.limits);
         match tokio::time::timeout(sessions.timeout, revoke).await {
             Ok(Ok(())) => {
+                crate::metrics::store_call("revoke", "ok", &timer);
                 tracing::info!("session revoked");
                 Ok(())
             }
             Ok(Err(error)) => {
+                crate::metrics::store_call("revoke", "error", &timer);
                 tracing::warn!(error = %error, "session revocation failed");
                 Err(AuthError::StoreUnavailable)
             }
             Err(_) => {
+                crate::metrics::store_call("revoke", "timeout", &timer);
                 tracing::warn!("session revocation timed out");
                 Err(AuthError::StoreUnavailable)
             }

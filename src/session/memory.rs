@@ -122,6 +122,11 @@ impl SessionStore for MemoryStore {
         Box::pin(std::future::ready(result))
     }
 
+    /// Always answers: the store is in this process.
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
         let entry = self.cache.get(key).and_then(|slot| {
             let window = *slot.window.lock().unwrap_or_else(PoisonError::into_inner);

@@ -158,6 +158,17 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Revokes the session `key` until `now + limits.ttl_secs`: every token of it is refused.
     fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()>;
 
+    /// Whether the store answers, for readiness checks
+    /// ([`Verifier::ready`](crate::Verifier::ready)): one cheap round trip that changes nothing
+    /// (Redis `PING`, PostgreSQL `SELECT 1`). The default answers
+    /// [`StoreErrorKind::Unsupported`], which readiness takes as "answers": a store that can
+    /// fail should implement it.
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Err(StoreError::from_kind(
+            StoreErrorKind::Unsupported,
+        ))))
+    }
+
     /// **Test hook**, not part of the stable API: the entry of `key` as it is now, or `None` if
     /// absent or expired. For tests and tools; never called on the request path. Stores need
     /// not implement it: the default answers [`StoreErrorKind::Unsupported`].

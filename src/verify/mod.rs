@@ -96,6 +96,8 @@ struct Checks {
     clock: Arc<dyn Clock>,
     sessions: Option<SessionGate>,
     token_cache_size: u64,
+    /// The hot-path counters (feature `metrics`; empty otherwise).
+    metrics: crate::metrics::Hot,
 }
 
 impl Checks {
@@ -178,6 +180,7 @@ where
             clock: config.clock,
             sessions: config.sessions.map(SessionGate::new),
             token_cache_size: config.token_cache_size,
+            metrics: crate::metrics::Hot::new(),
         });
         let rules = Rules::new(config.required_scopes, config.required_groups);
         Ok(Self {
@@ -250,6 +253,23 @@ where
         self.state.checks.pools.refresh_all().await
     }
 
+    /// Whether this verifier can serve: every pool has signing keys cached, and the session
+    /// store (when a window is configured) answers a [ping](crate::session::SessionStore::ping)
+    /// within the store timeout. For a readiness endpoint (`/ready`): never fetches keys (a
+    /// cooldown or an outage stays as it is), so it is cheap to call often.
+    ///
+    /// Fails with [`AuthError::KeysUnavailable`] or [`AuthError::StoreUnavailable`].
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        let checks = &*self.state.checks;
+        if !checks.pools.all_have_keys() {
+            return Err(AuthError::KeysUnavailable);
+        }
+        match &checks.sessions {
+            Some(sessions) => sessions.ping().await,
+            None => Ok(()),
+        }
+    }
+
     /// Verifies a token: every check of the [module docs](self), in order.
     ///
     /// A token verified before is answered from the verified-token cache (see
@@ -319,7 +339,10 @@ where
         if token.len() > checks.max_token_bytes {
             return None;
         }
-        let verified = cache.get(token)?;
+        let Some(verified) = cache.get(token) else {
+            checks.metrics.cache_lookup(false);
+            return None;
+        };
         let now = checks.clock.now_unix();
         let validity = verified.validity();
         if now < validity.refused_from
@@ -329,9 +352,11 @@ where
                 .keys
                 .still_current(&validity.key, validity.generation)
         {
+            checks.metrics.cache_lookup(true);
             return Some((verified, now));
         }
         cache.remove(token);
+        checks.metrics.cache_lookup(false);
         None
     }
 
@@ -355,6 +380,11 @@ impl<C> Verifier<C> {
     /// because the layer is built from a verifier; the challenge is built in `http`.
     pub(crate) fn realm(&self) -> &Arc<str> {
         &self.state.checks.realm
+    }
+
+    /// The verifier's hot-path counters, which the layer counts its requests with.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Hot {
+        &self.state.checks.metrics
     }
 }
 

@@ -81,6 +81,11 @@ impl Pools {
         })
     }
 
+    /// Whether every pool has at least one key cached.
+    pub(super) fn all_have_keys(&self) -> bool {
+        self.list.iter().all(|pool| pool.keys.has_keys())
+    }
+
     /// Fetches every pool's keys at once; the number of keys cached in all, or
     /// `KeysUnavailable` when a pool has none.
     pub(super) async fn refresh_all(&self) -> Result<usize, AuthError> {

@@ -21,8 +21,11 @@ mod hostile;
 mod jwks_cache;
 mod lifetime;
 mod m2m;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod pools;
 mod postgres_store;
+mod readiness;
 mod redis_store;
 #[cfg(feature = "refresh")]
 mod refresh_store;
