@@ -15,7 +15,7 @@
 //! | `tower_cognito_token_cache_lookups_total` | counter | `result`: `hit`, `miss` | lookups in the verified-token cache (a hit skips decoding and the signature) |
 //! | `tower_cognito_jwks_fetches_total` | counter | `pool`, `result`: `ok`, `error` | JWKS fetches |
 //! | `tower_cognito_jwks_fetch_duration_seconds` | histogram | `pool`, `result` | how long each JWKS fetch took |
-//! | `tower_cognito_session_store_duration_seconds` | histogram | `operation`: `check`, `revoke`; `result`: `accepted`, `superseded`, `revoked`, `ok`, `error`, `timeout` | each session-window store call, timeout included |
+//! | `tower_cognito_session_store_duration_seconds` | histogram | `operation`: `check`, `revoke`; `result`: `accepted`, `superseded`, `revoked`, `ok`, `error`, `timeout`, `circuit_open` | each session-window store call, timeout included; `circuit_open`: answered without the store while the circuit breaker is open |
 //!
 //! A request refused before the layer could read a token (two `Authorization` headers, say)
 //! counts as `refused` with its reason like any other. With fail-open, a store failure is

@@ -385,6 +385,14 @@ fn validate_sessions(sessions: &SessionConfig) -> Result<(), ConfigError> {
             reason: "must be greater than zero",
         });
     }
+    if let Some(breaker) = sessions.breaker {
+        if breaker.failures < 1 || breaker.probe_every < Duration::from_millis(10) {
+            return Err(ConfigError::InvalidSetting {
+                setting: "circuit_breaker",
+                reason: "needs at least 1 failure and a probe interval of at least 10 ms",
+            });
+        }
+    }
     Ok(())
 }
 

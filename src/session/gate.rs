@@ -2,20 +2,27 @@
 //! timeout, a store failure answered fail-closed (503) or fail-open, and revocation.
 
 use std::fmt;
+use std::sync::Arc;
 
 use futures_util::FutureExt as _;
 
+use super::breaker::Breaker;
 use super::{SessionConfig, SessionVerdict, StoreError, StoreErrorKind};
 use crate::error::{AuthError, InvalidToken};
 
 /// A [`SessionConfig`] in use by a verifier.
 pub(crate) struct SessionGate {
     config: SessionConfig,
+    /// Shared with its probe task, when one runs.
+    breaker: Option<Arc<Breaker>>,
 }
 
 impl SessionGate {
     pub(crate) fn new(config: SessionConfig) -> Self {
-        Self { config }
+        let breaker = config
+            .breaker
+            .map(|settings| Arc::new(Breaker::new(settings)));
+        Self { config, breaker }
     }
 
     /// How the session key of a token is derived.
@@ -27,6 +34,10 @@ impl SessionGate {
     pub(crate) async fn check(&self, key: &str, iat: i64, now: i64) -> Result<(), AuthError> {
         let sessions = &self.config;
         let timer = crate::metrics::Timer::start();
+        if self.breaker.as_ref().is_some_and(|b| b.is_open()) {
+            crate::metrics::store_call("check", "circuit_open", &timer);
+            return self.failed(StoreError::from_kind(StoreErrorKind::Unavailable), true);
+        }
         let mut check = sessions
             .store
             .check_and_advance(key, iat, now, sessions.limits);
@@ -43,17 +54,41 @@ impl SessionGate {
                     SessionVerdict::Revoked => ("revoked", Err(InvalidToken::Revoked)),
                 };
                 crate::metrics::store_call("check", result, &timer);
+                if let Some(breaker) = &self.breaker {
+                    breaker.success();
+                }
                 return answer.map_err(Into::into);
             }
             Ok(Err(error)) => ("error", error),
             Err(_) => ("timeout", StoreError::from_kind(StoreErrorKind::Timeout)),
         };
         crate::metrics::store_call("check", result, &timer);
-        if sessions.fail_open {
-            tracing::warn!(error = %failure, "session store failed; accepting on signature alone (fail-open)");
+        if let Some(breaker) = &self.breaker {
+            breaker.failure(&sessions.store, sessions.timeout);
+        }
+        self.failed(failure, false)
+    }
+
+    /// A check the store could not answer (`circuit_open`: not asked, the breaker is open):
+    /// 503, or accepted with fail-open.
+    fn failed(&self, failure: StoreError, circuit_open: bool) -> Result<(), AuthError> {
+        // While the circuit is open every request comes here: log at debug, the breaker
+        // logged the opening.
+        match (self.config.fail_open, circuit_open) {
+            (true, false) => {
+                tracing::warn!(error = %failure, "session store failed; accepting on signature alone (fail-open)")
+            }
+            (false, false) => {
+                tracing::warn!(error = %failure, "session store failed; refusing with 503")
+            }
+            (true, true) => tracing::debug!(
+                "session store circuit open; accepting on signature alone (fail-open)"
+            ),
+            (false, true) => tracing::debug!("session store circuit open; refusing with 503"),
+        }
+        if self.config.fail_open {
             Ok(())
         } else {
-            tracing::warn!(error = %failure, "session store failed; refusing with 503");
             Err(AuthError::StoreUnavailable)
         }
     }

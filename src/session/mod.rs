@@ -43,6 +43,7 @@
 //! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
 //! | `PostgresStore` | `postgres` | one statement with a row lock (a refusal writes nothing, then one read says which) | yes | yes |
 
+mod breaker;
 mod gate;
 mod key;
 mod memory;
@@ -60,6 +61,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use breaker::{BreakerSettings, DEFAULT_BREAKER};
 pub(crate) use gate::SessionGate;
 use key::KeyFn;
 pub use key::SessionKeyParts;
@@ -268,6 +270,7 @@ pub struct SessionConfig {
     pub(crate) fail_open: bool,
     pub(crate) key_fn: Option<KeyFn>,
     pub(crate) window_machine_tokens: bool,
+    pub(crate) breaker: Option<BreakerSettings>,
 }
 
 impl SessionConfig {
@@ -281,7 +284,32 @@ impl SessionConfig {
             fail_open: false,
             key_fn: None,
             window_machine_tokens: false,
+            breaker: Some(DEFAULT_BREAKER),
         }
+    }
+
+    /// The circuit breaker in front of the store: after `failures` store failures or timeouts
+    /// in a row, checks stop waiting for the store and are answered at once (503, or accepted
+    /// with [`fail_open`](Self::fail_open)), while one background task pings the store
+    /// ([`SessionStore::ping`]) every `probe_every` and closes the breaker at its first answer.
+    /// On by default: 3 failures, a probe every 200 ms, so requests stop paying the store
+    /// timeout during an outage, and the window is back within about a probe interval of the
+    /// store. A store without a ping is tried again by requests after one interval instead.
+    /// `failures` is at least 1 and `probe_every` at least 10 ms (checked when the verifier is
+    /// built).
+    pub fn circuit_breaker(mut self, failures: u32, probe_every: Duration) -> Self {
+        self.breaker = Some(BreakerSettings {
+            failures,
+            probe_every,
+        });
+        self
+    }
+
+    /// No circuit breaker: every check waits for the store, up to the timeout, however long the
+    /// store has been failing.
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
     }
 
     /// How many distinct `iat` values are kept per session (1 to [`MAX_WINDOW`], default 2).
@@ -354,6 +382,7 @@ impl fmt::Debug for SessionConfig {
             .field("fail_open", &self.fail_open)
             .field("key_fn", &self.key_fn.is_some())
             .field("window_machine_tokens", &self.window_machine_tokens)
+            .field("circuit_breaker", &self.breaker)
             .finish()
     }
 }

@@ -14,6 +14,7 @@ mod support;
 mod axum_router;
 #[cfg(feature = "refresh")]
 mod bff;
+mod circuit_breaker;
 mod claims_view;
 mod emulator_pools;
 mod failing_deps;
