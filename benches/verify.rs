@@ -33,9 +33,8 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +47,7 @@ use http::{HeaderValue, Request, Uri};
 use tower::ServiceExt as _;
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore, WindowLimits};
 use tower_cognito::{AccessClaims, CognitoAuthLayer, Verifier};
+use tower_cognito_testing::{Jwks, LocalCognito, Options};
 
 use common::{batch_async, batch_sync, bench, ratio, report, Counted, Target};
 
@@ -500,56 +500,17 @@ fn bench_session_redis(_c: &mut Criterion, _token: &str) {
     report("NOTE session_redis skipped: built without `--features redis`");
 }
 
-/// A JWKS endpoint on 127.0.0.1 that answers only after `delay`, counting the requests it
-/// received and answered.
-struct SlowJwks {
-    url: String,
-    received: Arc<AtomicUsize>,
-    answered: Arc<AtomicUsize>,
-}
-
-async fn slow_jwks(body: String, delay: Duration) -> SlowJwks {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/{}/.well-known/jwks.json",
-        listener.local_addr().unwrap(),
-        common::POOL
-    );
-    let received = Arc::new(AtomicUsize::new(0));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let (r, a) = (Arc::clone(&received), Arc::clone(&answered));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (body, r, a) = (body.clone(), Arc::clone(&r), Arc::clone(&a));
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req| {
-                    let (body, r, a) = (body.clone(), Arc::clone(&r), Arc::clone(&a));
-                    async move {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(delay).await;
-                        a.fetch_add(1, Ordering::SeqCst);
-                        let mut response = http::Response::new(Full::new(Bytes::from(body)));
-                        response.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    SlowJwks {
-        url,
-        received,
-        answered,
-    }
+/// The local Cognito, publishing the bench key, its JWKS endpoint hanging (counting the
+/// requests it received, answering none).
+async fn hanging_jwks() -> LocalCognito {
+    let key = &common::key().signing;
+    let options = Options::new()
+        .pool_id(common::POOL)
+        .signing_keys(key.clone(), key.clone())
+        .jwks(Jwks::of([key]));
+    let cognito = LocalCognito::start_with(options).await;
+    cognito.set_jwks_delay(Duration::MAX);
+    cognito
 }
 
 /// Target 4: the hit path (and a fresh verify with the key cached) while a JWKS refresh hangs,
@@ -562,12 +523,13 @@ fn bench_refresh(c: &mut Criterion, token: &str) {
         .build()
         .unwrap();
     let hang = Duration::from_secs(3600);
-    let server = rt.block_on(slow_jwks(common::key().jwks(), hang));
+    let server = rt.block_on(hanging_jwks());
+    let received = || server.counts().jwks_fetches;
     let online = |max_age: Duration, cache: u64| {
         verifier(
             common::offline_config()
                 .fetch_keys(true)
-                .jwks_url(server.url.clone())
+                .jwks_url(server.jwks_url())
                 .allow_http_on_loopback(true)
                 .jwks_cooldown(Duration::ZERO)
                 .jwks_max_age(max_age)
@@ -590,12 +552,11 @@ fn bench_refresh(c: &mut Criterion, token: &str) {
         // The keys are now old: these start the background refreshes, which hang.
         hit_busy.verify(token).await.unwrap();
         fresh_busy.verify(token).await.unwrap();
-        let waiting = Instant::now();
-        while server.received.load(Ordering::SeqCst) < 2 && waiting.elapsed().as_secs() < 10 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        server
+            .wait_for_jwks_fetches(2, Duration::from_secs(10))
+            .await
     });
-    let in_flight = server.received.load(Ordering::SeqCst);
+    let in_flight = received();
     if in_flight < 2 {
         report(format!(
             "NOTE refresh: only {in_flight} of 2 JWKS refreshes reached the server"
@@ -633,13 +594,10 @@ fn bench_refresh(c: &mut Criterion, token: &str) {
         &mut fresh_idle,
         Target::None,
     );
-    let (received, answered) = (
-        server.received.load(Ordering::SeqCst),
-        server.answered.load(Ordering::SeqCst),
-    );
     report(format!(
-        "NOTE refresh: JWKS requests received {received}, answered {answered} (2 and 0: both \
-         refreshes hung, single-flight, through the whole measurement)"
+        "NOTE refresh: JWKS requests received {} (2: both refreshes in flight, single-flight, \
+         through the whole measurement; the endpoint answers none)",
+        received()
     ));
     drop((hit_idle, hit_busy, fresh_idle, fresh_busy));
     rt.shutdown_background();

@@ -2,9 +2,10 @@
 //!
 //! It starts
 //!
-//! - a local Cognito-compatible issuer: two RSA-2048 keys generated at start (one `kid` for
-//!   access tokens, another for id tokens, as Cognito does), a JWKS endpoint on `127.0.0.1`
-//!   that counts how often it is fetched, and RS256 token minting;
+//! - a local Cognito: the `LocalCognito` of the `tower-cognito-testing` crate, with two
+//!   RSA-2048 keys generated at start (one `kid` for access tokens, another for id tokens, as
+//!   Cognito does), a JWKS endpoint on `127.0.0.1` that counts how often it is fetched, and
+//!   Cognito-shaped RS256 tokens;
 //! - an axum API protected by [`CognitoAuthLayer`], with the session window on
 //!   ([`MemoryStore`]): `GET /me`, `POST /logout` (revokes the session), `GET /orders`
 //!   (requires the scope `orders/read`) and `GET /admin` (requires the group `admins`);
@@ -18,16 +19,13 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +37,7 @@ use tower_cognito::session::{MemoryStore, SessionConfig};
 use tower_cognito::{
     ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verified, Verifier,
 };
+use tower_cognito_testing::{decode_claims, LocalCognito, Options};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -47,160 +46,62 @@ mod refresh_race;
 
 const POOL_ID: &str = "eu-west-1_DemoPool1";
 const CLIENT_ID: &str = "4p1d8k3k9q2e5s7t0u6v1w3x4y";
-const SUB: &str = "7d8ca528-4931-4254-9273-ea5ee853f271";
 /// The constant start of every challenge, left out of the table.
 const CHALLENGE_PREFIX: &str = "Bearer realm=\"cognito\"";
 
 // ---------------------------------------------------------------------------------------------
-// A local Cognito-compatible issuer
+// The local Cognito
 // ---------------------------------------------------------------------------------------------
 
-/// An RSA-2048 signing key and its `kid`.
-struct SigningKey {
-    kid: String,
-    pair: KeyPair,
-}
-
-impl SigningKey {
-    fn generate(kid: &str) -> Result<Self, BoxError> {
-        let pair = KeyPair::generate(KeySize::Rsa2048)?;
-        Ok(Self {
-            kid: kid.to_owned(),
-            pair,
-        })
-    }
-
-    /// The public key as a JWK, as Cognito publishes it.
-    fn jwk(&self) -> Value {
-        let public = PublicKeyComponents::<Vec<u8>>::from(self.pair.public_key());
-        json!({
-            "alg": "RS256",
-            "e": b64(&public.e),
-            "kid": self.kid,
-            "kty": "RSA",
-            "n": b64(&public.n),
-            "use": "sig",
-        })
-    }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .expect("RSA signing");
-        signature
-    }
-}
-
-/// What a Cognito user pool does for this demo: publish keys and sign tokens.
+/// The test kit's local Cognito, with the demo's pool and app client, and the tokens of its
+/// user `alice` the scenarios need.
 struct Issuer {
-    /// `iss` of every token.
-    iss: String,
-    jwks_url: String,
-    /// The JWKS document served at `jwks_url`.
-    jwks: String,
-    access_key: SigningKey,
-    id_key: SigningKey,
-    /// Requests received at the JWKS endpoint.
-    fetches: Arc<AtomicUsize>,
+    cognito: LocalCognito,
 }
 
 impl Issuer {
-    async fn start() -> Result<Self, BoxError> {
-        // Key generation takes a moment: both keys at once, off the async threads.
-        let access = tokio::task::spawn_blocking(|| SigningKey::generate("demo-access-key-1"));
-        let id = tokio::task::spawn_blocking(|| SigningKey::generate("demo-id-key-1"));
-        let (access_key, id_key) = (access.await??, id.await??);
-        let jwks = json!({ "keys": [access_key.jwk(), id_key.jwk()] }).to_string();
-
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let path = format!("/{POOL_ID}/.well-known/jwks.json");
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&fetches);
-        let body = jwks.clone();
-        let app = Router::new().route(
-            &path,
-            get(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                ([(CONTENT_TYPE, "application/json")], body)
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        Ok(Self {
-            iss: format!("http://{addr}/{POOL_ID}"),
-            jwks_url: format!("http://{addr}{path}"),
-            jwks,
-            access_key,
-            id_key,
-            fetches,
-        })
+    async fn start() -> Self {
+        let options = Options::new().pool_id(POOL_ID).client_id(CLIENT_ID);
+        Self {
+            cognito: LocalCognito::start_with(options).await,
+        }
     }
 
+    /// Requests received at the JWKS endpoint.
     fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
+        usize::try_from(self.cognito.counts().jwks_fetches).unwrap_or(usize::MAX)
     }
 
-    /// `b64(header).b64(claims).b64(RS256 signature)`, signed with `key` whatever the header says.
-    fn sign(&self, key: &SigningKey, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-        let signature = key.sign(input.as_bytes());
-        format!("{input}.{}", b64(signature))
+    /// An access token of alice's sign-in `origin_jti`, issued at `iat` for an hour, with the
+    /// claims of `overrides` set on top (a `null` removes one).
+    fn access_token(&self, origin_jti: &str, iat: i64, overrides: Value) -> String {
+        let mut claims = sign_in_claims(origin_jti, iat);
+        claims["scope"] = json!("aws.cognito.signin.user.admin");
+        merge(&mut claims, overrides);
+        self.cognito.mint_access("alice", &claims)
     }
 
-    fn access_token(&self, claims: &Value) -> String {
-        let header = json!({ "kid": self.access_key.kid, "alg": "RS256" });
-        self.sign(&self.access_key, &header, claims)
+    /// An id token of alice's sign-in `origin_jti`, issued at `iat`.
+    fn id_token(&self, origin_jti: &str, iat: i64) -> String {
+        self.cognito
+            .mint_id("alice", &sign_in_claims(origin_jti, iat))
     }
 
-    fn id_token(&self, claims: &Value) -> String {
-        let header = json!({ "kid": self.id_key.kid, "alg": "RS256" });
-        self.sign(&self.id_key, &header, claims)
+    /// `claims` signed with the pool's access-token key, whatever `header` says.
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        self.cognito.sign_raw(header, claims)
     }
+}
 
-    /// The claims of a Cognito access token of the sign-in `origin_jti`, issued at `iat`.
-    fn access_claims(&self, origin_jti: &str, iat: i64) -> Value {
-        json!({
-            "sub": SUB,
-            "iss": self.iss,
-            "client_id": CLIENT_ID,
-            "origin_jti": origin_jti,
-            "event_id": unique_id(),
-            "token_use": "access",
-            "scope": "aws.cognito.signin.user.admin",
-            "auth_time": iat,
-            "iat": iat,
-            "exp": iat + 3600,
-            "jti": unique_id(),
-            "username": "alice",
-            "version": 2,
-        })
-    }
+/// The claims that tie a token to the sign-in `origin_jti`, issued at `iat` for an hour.
+fn sign_in_claims(origin_jti: &str, iat: i64) -> Value {
+    json!({ "origin_jti": origin_jti, "auth_time": iat, "iat": iat, "exp": iat + 3600 })
+}
 
-    /// The claims of a Cognito id token of the sign-in `origin_jti`, issued at `iat`.
-    fn id_claims(&self, origin_jti: &str, iat: i64) -> Value {
-        json!({
-            "sub": SUB,
-            "iss": self.iss,
-            "aud": CLIENT_ID,
-            "origin_jti": origin_jti,
-            "event_id": unique_id(),
-            "token_use": "id",
-            "cognito:username": "alice",
-            "email": "alice@example.com",
-            "email_verified": true,
-            "auth_time": iat,
-            "iat": iat,
-            "exp": iat + 3600,
-            "jti": unique_id(),
-        })
+/// Sets every member of `overrides` in `claims`.
+fn merge(claims: &mut Value, overrides: Value) {
+    if let (Value::Object(claims), Value::Object(overrides)) = (claims, overrides) {
+        claims.extend(overrides);
     }
 }
 
@@ -265,11 +166,11 @@ async fn start_api(issuer: &Issuer) -> Result<String, BoxError> {
             ClientIds::one(CLIENT_ID),
         )
         // The local issuer stands in for Cognito, as an emulator would.
-        .issuer_override(&issuer.iss)
-        .jwks_url(&issuer.jwks_url)
+        .issuer_override(issuer.cognito.issuer())
+        .jwks_url(issuer.cognito.jwks_url())
         .allow_http_on_loopback(true)
         // Warm start from the pool's current keys: no fetch until a `kid` is unknown.
-        .jwks_document(&issuer.jwks)
+        .jwks_document(issuer.cognito.signing_jwks().to_string())
         .session_window(sessions.clone()))
     };
     let verifier = Verifier::new(config()?)?;
@@ -550,79 +451,56 @@ async fn play(demo: &mut Demo<'_>) {
     let t = now();
 
     // --- The tokens: built first, none of them depends on an answer ----------------------------
-    // An access token of a sign-in of its own, issued a minute ago, with `edit` applied.
-    let access = |edit: &dyn Fn(&mut Value)| {
-        let mut claims = issuer.access_claims(&unique_id(), t - 60);
-        edit(&mut claims);
-        issuer.access_token(&claims)
-    };
-    let valid = access(&|_| {});
-    let expired = {
-        let mut claims = issuer.access_claims(&unique_id(), t - 7200);
-        claims["exp"] = json!(t - 60);
-        issuer.access_token(&claims)
-    };
-    let other_client = access(&|claims| claims["client_id"] = json!("someothercl1ent"));
-    let other_pool = access(&|claims| {
-        claims["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OtherPool");
-    });
-    let id_token = issuer.id_token(&issuer.id_claims(&unique_id(), t - 60));
+    // An access token of a sign-in of its own, issued a minute ago, with `overrides` set.
+    let access = |overrides: Value| issuer.access_token(&unique_id(), t - 60, overrides);
+    let valid = access(json!({}));
+    let expired = issuer.access_token(&unique_id(), t - 7200, json!({ "exp": t - 60 }));
+    let other_client = access(json!({ "client_id": "someothercl1ent" }));
+    let other_pool =
+        access(json!({ "iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OtherPool" }));
+    let id_token = issuer.id_token(&unique_id(), t - 60);
     let (bad_signature, bad_payload) = (tamper_signature(&valid), tamper_payload(&valid));
 
-    let claims = issuer.access_claims(&unique_id(), t - 60);
-    let payload = b64(claims.to_string());
+    // The parts of a genuine token, under other headers.
+    let genuine = access(json!({}));
+    let claims = decode_claims(&genuine);
+    let (signed, signature) = genuine.rsplit_once('.').expect("three parts");
+    let payload = signed.split_once('.').expect("three parts").1;
+    let access_kid = issuer.cognito.signing_kids().0;
     let unsigned = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
-    let signature = issuer
-        .access_token(&claims)
-        .rsplit('.')
-        .next()
-        .map(str::to_owned);
-    let none_header = json!({ "kid": issuer.access_key.kid, "alg": "none" });
-    let alg_none = format!(
-        "{}.{payload}.{}",
-        b64(none_header.to_string()),
-        signature.unwrap_or_default()
-    );
+    let none_header = json!({ "kid": access_kid, "alg": "none" });
+    let alg_none = format!("{}.{payload}.{signature}", b64(none_header.to_string()));
     // Key confusion: HS256 keyed with the public RSA key, which anyone can download.
-    let hs_header = json!({ "kid": issuer.access_key.kid, "alg": "HS256" });
+    let hs_header = json!({ "kid": access_kid, "alg": "HS256" });
     let hs_input = format!("{}.{payload}", b64(hs_header.to_string()));
-    let hs_key = hmac::Key::new(
-        hmac::HMAC_SHA256,
-        issuer.access_key.pair.public_key().as_ref(),
-    );
+    let public_key = issuer.cognito.signing_keys().0.public_key_der();
+    let hs_key = hmac::Key::new(hmac::HMAC_SHA256, &public_key);
     let hs256 = format!(
         "{hs_input}.{}",
         b64(hmac::sign(&hs_key, hs_input.as_bytes()))
     );
 
-    let claims = issuer.access_claims(&unique_id(), t - 60);
-    let unknown_kid = |kid: &str| {
-        let header = json!({ "kid": kid, "alg": "RS256" });
-        issuer.sign(&issuer.access_key, &header, &claims)
-    };
+    let unknown_kid = |kid: &str| issuer.sign(&json!({ "kid": kid, "alg": "RS256" }), &claims);
     let (unknown_1, unknown_2) = (
         unknown_kid("never-published-1"),
         unknown_kid("never-published-2"),
     );
 
-    let orders_reader = access(&|claims| claims["scope"] = json!("openid orders/read"));
-    let admin = access(&|claims| claims["cognito:groups"] = json!(["admins"]));
+    let orders_reader = access(json!({ "scope": "openid orders/read" }));
+    let admin = access(json!({ "cognito:groups": ["admins"] }));
 
     // The two-tab refresh race: one sign-in (one origin_jti), T = now-40s, every refresh 10 s
     // after the previous one (explicit iat, no sleeping).
     let session = unique_id();
-    let at = |step: i64| issuer.access_token(&issuer.access_claims(&session, t - 40 + 10 * step));
+    let at = |step: i64| issuer.access_token(&session, t - 40 + 10 * step, json!({}));
     let (sign_in, tab_a, tab_b, tab_b2, tab_a2) = (at(0), at(1), at(2), at(3), at(4));
 
     // Sign-out: session S, before and after a refresh, and the user's other sign-in.
     let session = unique_id();
-    let signed_in = |iat: i64| {
-        let mut claims = issuer.access_claims(&session, iat);
-        claims["scope"] = json!("openid orders/read");
-        issuer.access_token(&claims)
-    };
+    let signed_in =
+        |iat: i64| issuer.access_token(&session, iat, json!({ "scope": "openid orders/read" }));
     let (before, refreshed) = (signed_in(t - 20), signed_in(t - 10));
-    let other_device = issuer.access_token(&issuer.access_claims(&unique_id(), t - 10));
+    let other_device = issuer.access_token(&unique_id(), t - 10, json!({}));
 
     // --- The scenarios, in order ---------------------------------------------------------------
     let invalid = Expect::invalid_token;
@@ -680,15 +558,16 @@ async fn run() -> Result<bool, BoxError> {
     let started = Instant::now();
     println!("tower-cognito demo: everything below runs in this process, no AWS account needed.");
     println!();
-    let issuer = Issuer::start().await?;
+    let issuer = Issuer::start().await;
     let base = start_api(&issuer).await?;
+    let (access_kid, id_kid) = issuer.cognito.signing_kids();
     println!(
-        "  issuer  {}  (local stand-in for Cognito pool {POOL_ID})",
-        issuer.iss
+        "  issuer  {}  (tower-cognito-testing's LocalCognito, pool {POOL_ID})",
+        issuer.cognito.issuer()
     );
     println!(
-        "          JWKS at {} with kids {} (access) and {} (id), RSA-2048",
-        issuer.jwks_url, issuer.access_key.kid, issuer.id_key.kid
+        "          JWKS at {} with kids {access_kid} (access) and {id_kid} (id), RSA-2048",
+        issuer.cognito.jwks_url()
     );
     println!("  API     {base}  CognitoAuthLayer, access tokens of client {CLIENT_ID},");
     println!("          session window on (MemoryStore, 2 iat values per sign-in)");
@@ -706,6 +585,7 @@ async fn run() -> Result<bool, BoxError> {
         rows: Vec::new(),
     };
     play(&mut demo).await;
+    #[cfg_attr(not(feature = "refresh"), allow(unused_mut))]
     let mut all_pass = demo.print();
     let passed = demo.rows.iter().filter(|r| r.pass).count();
     println!(

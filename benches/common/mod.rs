@@ -1,6 +1,7 @@
-//! Shared setup of the benches: an RSA-2048 key, ~1 KB Cognito-shaped access tokens, the JWKS
-//! document, a recorder of criterion's own samples (for the ratio tables) and a counting
-//! allocator. A compact stand-in for `tests/it/support`, which benches cannot import.
+//! Shared setup of the benches: an RSA-2048 key (the test kit's `SigningKey`), ~1 KB
+//! Cognito-shaped access tokens, the JWKS document, a recorder of criterion's own samples (for
+//! the ratio tables) and a counting allocator. A bench that needs a JWKS endpoint starts the
+//! test kit's `LocalCognito`.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,18 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{
-    KeyPair as _, ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256,
-    RSA_PKCS1_SHA256,
-};
+use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use serde_json::{json, Value};
 use tower_cognito::{ClientIds, CognitoConfig, TokenUse, UserPool};
+use tower_cognito_testing::SigningKey;
 
 // ---------------------------------------------------------------------------------------------
 // The pool, the key, the tokens
@@ -44,42 +41,26 @@ pub struct BenchKey {
     pub n: String,
     /// JWK `e`, base64url.
     pub e: String,
-    pair: KeyPair,
+    /// The test kit's key: the JWK and the signatures.
+    pub signing: SigningKey,
 }
 
 impl BenchKey {
     pub fn generate(kid: &str) -> Self {
-        let pair = KeyPair::generate(KeySize::Rsa2048).expect("generate RSA-2048");
-        let public = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let signing = SigningKey::generate().with_kid(kid);
+        let jwk = signing.jwk();
+        let member = |name: &str| jwk[name].as_str().unwrap().to_owned();
         Self {
             kid: kid.to_owned(),
-            n: b64(&public.n),
-            e: b64(&public.e),
-            pair,
+            n: member("n"),
+            e: member("e"),
+            signing,
         }
     }
 
     /// The JWKS document (`{"keys":[..]}`) Cognito would serve for this key.
     pub fn jwks(&self) -> String {
-        json!({"keys": [{
-            "kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
-            "n": self.n, "e": self.e,
-        }]})
-        .to_string()
-    }
-
-    /// The public key as an SPKI PEM (for peers that want a PEM).
-    pub fn public_pem(&self) -> String {
-        use aws_lc_rs::encoding::AsDer as _;
-        let der = self.pair.public_key().as_der().expect("public key DER");
-        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap());
-            pem.push('\n');
-        }
-        pem.push_str("-----END PUBLIC KEY-----\n");
-        pem
+        json!({ "keys": [self.signing.jwk()] }).to_string()
     }
 
     /// The public key parsed once by aws-lc-rs: the baseline every fresh verification is held to.
@@ -94,18 +75,7 @@ impl BenchKey {
     /// `b64(header).b64(claims).b64(RS256 signature)`, header exactly
     /// `{"alg":"RS256","kid":...}`.
     pub fn mint(&self, claims: &Value) -> String {
-        let header = json!({"alg": "RS256", "kid": self.kid}).to_string();
-        let input = format!("{}.{}", b64(header), b64(claims.to_string()));
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .expect("sign");
-        format!("{input}.{}", b64(sig))
+        self.signing.sign_jwt(claims)
     }
 }
 

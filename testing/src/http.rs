@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::keys::uuid;
 use crate::state::{Code, RefreshFail, State, DEFAULT_SCOPE};
-use crate::{Inner, TokenSet};
+use crate::{Inner, Jwks, TokenSet};
 
 /// How long an authorization code can be exchanged.
 const CODE_LIFE: Duration = Duration::from_secs(300);
@@ -185,25 +185,53 @@ fn lock(inner: &Inner) -> std::sync::MutexGuard<'_, State> {
 // JWKS and discovery
 
 async fn jwks(AxumState(inner): AxumState<Shared>, Path(pool): Path<String>) -> Response {
-    let mut st = lock(&inner);
-    if pool != st.pool_id {
-        return plain(StatusCode::NOT_FOUND, "unknown user pool");
+    let (response, delay) = {
+        let mut st = lock(&inner);
+        if pool != st.pool_id {
+            return plain(StatusCode::NOT_FOUND, "unknown user pool");
+        }
+        st.counts.jwks_fetches += 1;
+        (jwks_answer(&st), st.jwks_delay)
+    };
+    if !delay.is_zero() {
+        // A client that gives up meanwhile drops this future; `Duration::MAX` never answers.
+        tokio::time::sleep(delay).await;
     }
-    st.counts.jwks_fetches += 1;
+    response
+}
+
+/// The JWKS answer the settings call for.
+fn jwks_answer(st: &State) -> Response {
     if let Some(code) = st.jwks_unavailable {
         return plain(
             status_of(code),
             "the local Cognito was told to fail JWKS fetches",
         );
     }
-    let body = st.keys.jwks();
-    drop(st);
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
+    let (content_type, body) = match &st.jwks {
+        Jwks::SigningKeys => ("application/json".to_owned(), st.keys.jwks().to_string()),
+        Jwks::Keys(keys) => (
+            "application/json".to_owned(),
+            json!({ "keys": keys }).to_string(),
+        ),
+        Jwks::Raw { content_type, body } => {
+            return jwks_response(st.jwks_status, content_type, Body::from(body.clone()))
+        }
+    };
+    jwks_response(st.jwks_status, &content_type, Body::from(body))
+}
+
+fn jwks_response(status: u16, content_type: &str, body: Body) -> Response {
+    let mut response = Response::builder()
+        .status(status_of(status))
         .header(header::CACHE_CONTROL, "max-age=3600")
-        .body(Body::from(body.to_string()))
-        .expect("valid response")
+        .body(body)
+        .expect("valid response");
+    // A raw body may come with any content type, even one that is not a valid header value.
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
 }
 
 async fn openid_configuration(

@@ -111,6 +111,7 @@ mod keys;
 mod state;
 
 pub use browser::{Browser, Page};
+pub use keys::{InvalidKey, SigningKey};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -120,11 +121,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::keys::{KeySet, SigningKey};
+use crate::keys::KeySet;
 use crate::state::{Client, State, DEFAULT_SCOPE};
 
 /// What a second refresh inside the grace period gets. AWS does not document which one real
@@ -137,6 +138,57 @@ pub enum GracePolicy {
     SameSuccessor,
     /// Another successor: two valid refresh-token chains for one sign-in.
     NewSuccessor,
+}
+
+/// What the JWKS endpoint publishes ([`LocalCognito::set_jwks`], [`Options::jwks`]).
+///
+/// Whatever it is, the answer's status is [`LocalCognito::set_jwks_status`]'s (200 unless
+/// changed), it waits [`LocalCognito::set_jwks_delay`], and it is counted in
+/// [`Counts::jwks_fetches`].
+///
+/// ```
+/// use serde_json::json;
+/// use tower_cognito_testing::{Jwks, SigningKey};
+///
+/// let key = SigningKey::generate();
+/// assert_eq!(Jwks::of([&key]), Jwks::Keys(vec![key.jwk()]));
+/// let html = Jwks::raw("text/html", "<html>Service Unavailable</html>");
+/// let ec = Jwks::Keys(vec![json!({ "kty": "EC", "kid": "ec-1", "crv": "P-256" })]);
+/// # let _ = (html, ec);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Jwks {
+    /// The keys tokens are signed with, plus the pair the last
+    /// [`LocalCognito::rotate_signing_keys`] replaced: what Cognito publishes.
+    #[default]
+    SigningKeys,
+    /// Exactly these JWK objects, as `{"keys":[..]}`: any keys (the test's own, an EC key, a key
+    /// without `n`...), none, or duplicates. The pool still signs with its signing keys.
+    Keys(Vec<Value>),
+    /// This body verbatim with this `Content-Type` (an HTML error page, cut-off JSON, a huge
+    /// document...).
+    Raw {
+        /// The `Content-Type` header of the answer.
+        content_type: String,
+        /// The body of the answer.
+        body: Vec<u8>,
+    },
+}
+
+impl Jwks {
+    /// [`Jwks::Keys`] with the JWKs of these keys, in this order.
+    pub fn of<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Self {
+        Self::Keys(keys.into_iter().map(SigningKey::jwk).collect())
+    }
+
+    /// [`Jwks::Raw`].
+    pub fn raw(content_type: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        Self::Raw {
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
 }
 
 /// Counters of what the server processed since the start or [`LocalCognito::reset_counts`].
@@ -169,7 +221,9 @@ pub struct Counts {
     pub client_credentials: u64,
     /// Revocation requests (`/oauth2/revoke` and JSON API `RevokeToken`).
     pub revocations: u64,
-    /// JWKS downloads (also those answered with a [`LocalCognito::set_jwks_unavailable`] error).
+    /// JWKS downloads, counted on arrival (before any [`LocalCognito::set_jwks_delay`]), whatever
+    /// the answer (also a [`LocalCognito::set_jwks_unavailable`] error). Requests for another
+    /// pool's JWKS are not counted.
     pub jwks_fetches: u64,
     /// Sign-ins: [`LocalCognito::sign_in`] calls and successful code exchanges.
     pub sign_ins: u64,
@@ -223,6 +277,8 @@ pub struct Options {
     client_secret: Option<String>,
     users: Vec<UserSpec>,
     port: u16,
+    signing_keys: Option<(SigningKey, SigningKey)>,
+    jwks: Jwks,
 }
 
 impl fmt::Debug for Options {
@@ -248,6 +304,8 @@ impl fmt::Debug for Options {
                     .collect::<Vec<_>>(),
             )
             .field("port", &self.port)
+            .field("signing_keys", &self.signing_keys)
+            .field("jwks", &self.jwks)
             .finish()
     }
 }
@@ -265,6 +323,8 @@ impl Default for Options {
             client_secret: None,
             users: Vec::new(),
             port: 0,
+            signing_keys: None,
+            jwks: Jwks::SigningKeys,
         }
     }
 }
@@ -347,6 +407,21 @@ impl Options {
         self.port = port;
         self
     }
+
+    /// The keys access and id tokens are signed with. Default: two fresh keys, generated at
+    /// start. Giving keys saves their generation (a few hundred milliseconds of CPU each) in
+    /// suites that start many servers, and lets a test sign tokens with the pool's own key.
+    pub fn signing_keys(mut self, access: SigningKey, id: SigningKey) -> Self {
+        self.signing_keys = Some((access, id));
+        self
+    }
+
+    /// What the JWKS endpoint publishes at start (later: [`LocalCognito::set_jwks`]). Default
+    /// [`Jwks::SigningKeys`].
+    pub fn jwks(mut self, jwks: Jwks) -> Self {
+        self.jwks = jwks;
+        self
+    }
 }
 
 /// Shared by the handle and the server.
@@ -360,10 +435,16 @@ pub(crate) struct Inner {
     state: Mutex<State>,
 }
 
-/// The running server's shutdown trigger and task.
-struct Running {
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+/// Whether the server listens.
+enum Run {
+    /// Listening: the accept loop's task and its shutdown trigger.
+    Serving {
+        shutdown: oneshot::Sender<()>,
+        task: JoinHandle<()>,
+    },
+    /// Not listening. The port stays bound to a socket that does not listen (when it could be
+    /// bound again), so connections are refused and no other socket is given the port.
+    Stopped { reserved: Option<TcpSocket> },
 }
 
 /// A local Cognito user pool with one app client, serving on `127.0.0.1`.
@@ -371,7 +452,7 @@ struct Running {
 /// Dropping it stops the server. Not `Clone`: share it in an `Arc`.
 pub struct LocalCognito {
     inner: Arc<Inner>,
-    running: Mutex<Option<Running>>,
+    run: Mutex<Run>,
     lifecycle: tokio::sync::Mutex<()>,
 }
 
@@ -387,13 +468,11 @@ impl fmt::Debug for LocalCognito {
 
 impl Drop for LocalCognito {
     fn drop(&mut self) {
-        if let Some(running) = self
-            .running
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        let run = self.run.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Run::Serving { shutdown, .. } =
+            std::mem::replace(run, Run::Stopped { reserved: None })
         {
-            let _ = running.shutdown.send(());
+            let _ = shutdown.send(());
         }
     }
 }
@@ -418,18 +497,60 @@ async fn generate_pair() -> (SigningKey, SigningKey) {
     )
 }
 
-/// Binds 127.0.0.1:`port`, retrying for a while if the port is still taken.
-async fn bind(port: u16) -> TcpListener {
+/// Two key pairs, generated on two threads, blocking this one.
+fn generate_pair_blocking() -> (SigningKey, SigningKey) {
+    std::thread::scope(|s| {
+        let access = s.spawn(SigningKey::generate);
+        let id = s.spawn(SigningKey::generate);
+        (
+            access.join().expect("key generation"),
+            id.join().expect("key generation"),
+        )
+    })
+}
+
+/// A socket bound to 127.0.0.1:`port` (`SO_REUSEADDR`), not listening yet.
+fn reserve(port: u16) -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    Ok(socket)
+}
+
+/// How often, and how far apart, binding a given port is tried before giving up.
+const BIND_TRIES: u32 = 100;
+const BIND_PAUSE: Duration = Duration::from_millis(20);
+
+fn bind_failed(port: u16, e: &std::io::Error) -> ! {
+    panic!("local Cognito: cannot bind 127.0.0.1:{port}: {e}")
+}
+
+/// [`reserve`], retrying for a while if a given port is still taken.
+async fn reserve_retrying(port: u16) -> TcpSocket {
     let mut tries = 0;
     loop {
-        match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-            Ok(listener) => return listener,
-            Err(e) if tries < 100 && port != 0 => {
-                let _ = e;
+        match reserve(port) {
+            Ok(socket) => return socket,
+            Err(_) if tries < BIND_TRIES && port != 0 => {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(BIND_PAUSE).await;
             }
-            Err(e) => panic!("local Cognito: cannot listen on 127.0.0.1:{port}: {e}"),
+            Err(e) => bind_failed(port, &e),
+        }
+    }
+}
+
+/// [`reserve_retrying`], blocking this thread between tries.
+fn reserve_blocking(port: u16) -> TcpSocket {
+    let mut tries = 0;
+    loop {
+        match reserve(port) {
+            Ok(socket) => return socket,
+            Err(_) if tries < BIND_TRIES && port != 0 => {
+                tries += 1;
+                std::thread::sleep(BIND_PAUSE);
+            }
+            Err(e) => bind_failed(port, &e),
         }
     }
 }
@@ -444,11 +565,50 @@ impl LocalCognito {
     ///
     /// # Panics
     /// If the port cannot be bound, or outside a Tokio runtime.
-    pub async fn start_with(options: Options) -> LocalCognito {
-        let (keys, listener) = tokio::join!(generate_pair(), bind(options.port));
-        let addr = listener
-            .local_addr()
-            .expect("bound listener has an address");
+    pub async fn start_with(mut options: Options) -> LocalCognito {
+        let keys = match options.signing_keys.take() {
+            Some(keys) => keys,
+            None => generate_pair().await,
+        };
+        let socket = reserve_retrying(options.port).await;
+        let cognito = Self::build(options, keys, socket);
+        cognito.start_again().await;
+        cognito
+    }
+
+    /// Builds one with its port bound but not listening: connections are refused until
+    /// [`LocalCognito::start_again`], so a test can start with the pool unreachable and bring
+    /// it up later at the same URLs. Not async; it generates the signing keys on this thread
+    /// (blocking it for a moment) unless the options carry [`Options::signing_keys`].
+    ///
+    /// ```
+    /// use tower_cognito_testing::{LocalCognito, Options};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cognito = LocalCognito::start_stopped_with(Options::new());
+    /// assert!(!cognito.is_running());
+    /// assert!(reqwest::get(cognito.jwks_url()).await.is_err()); // connection refused
+    ///
+    /// cognito.start_again().await;
+    /// assert_eq!(reqwest::get(cognito.jwks_url()).await.unwrap().status(), 200);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// If the port cannot be bound.
+    pub fn start_stopped_with(mut options: Options) -> LocalCognito {
+        let keys = options
+            .signing_keys
+            .take()
+            .unwrap_or_else(generate_pair_blocking);
+        let socket = reserve_blocking(options.port);
+        Self::build(options, keys, socket)
+    }
+
+    /// Everything but the listening, on the port `socket` is bound to.
+    fn build(options: Options, keys: (SigningKey, SigningKey), socket: TcpSocket) -> LocalCognito {
+        let addr = socket.local_addr().expect("bound socket has an address");
         let origin = format!("http://{addr}");
         let pool_id = options.pool_id;
         let region = pool_id
@@ -467,6 +627,7 @@ impl LocalCognito {
         state.rotation = options.rotation;
         state.grace = options.grace;
         state.grace_policy = options.grace_policy;
+        state.jwks = options.jwks;
         state.clients.insert(
             client_id.clone(),
             Client {
@@ -490,28 +651,34 @@ impl LocalCognito {
             state: Mutex::new(state),
         });
         LocalCognito {
-            running: Mutex::new(Some(Self::spawn(&inner, listener))),
+            run: Mutex::new(Run::Stopped {
+                reserved: Some(socket),
+            }),
             inner,
             lifecycle: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn spawn(inner: &Arc<Inner>, listener: TcpListener) -> Running {
+    /// Listens on `socket` and spawns the accept loop.
+    fn serve(inner: &Arc<Inner>, socket: TcpSocket) -> Run {
+        let listener: TcpListener = socket
+            .listen(1024)
+            .unwrap_or_else(|e| panic!("local Cognito: cannot listen on {}: {e}", inner.addr));
         let (shutdown, receiver) = oneshot::channel();
         let task = tokio::spawn(http::serve(
             listener,
             http::router(Arc::clone(inner)),
             receiver,
         ));
-        Running { shutdown, task }
+        Run::Serving { shutdown, task }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn running(&self) -> MutexGuard<'_, Option<Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    fn run(&self) -> MutexGuard<'_, Run> {
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `http://127.0.0.1:PORT`: the hosted-UI domain.
@@ -650,9 +817,85 @@ impl LocalCognito {
         self.state().unavailable = status;
     }
 
-    /// `Some(status)`: JWKS downloads answer `status` (still counted). `None`: back to normal.
+    /// `Some(status)`: JWKS downloads answer `status` with a short plain-text body (an outage;
+    /// still counted). `None`: back to normal. It takes precedence over [`LocalCognito::set_jwks`]
+    /// and [`LocalCognito::set_jwks_status`].
     pub fn set_jwks_unavailable(&self, status: Option<u16>) {
         self.state().jwks_unavailable = status;
+    }
+
+    /// What the JWKS endpoint publishes from now on: the pool's signing keys (the default),
+    /// any list of JWKs, or a raw body.
+    ///
+    /// ```
+    /// use tower_cognito_testing::{Jwks, LocalCognito, SigningKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cognito = LocalCognito::start().await;
+    /// let mine = SigningKey::generate().with_kid("my-key");
+    /// cognito.set_jwks(Jwks::of([&mine]));
+    /// let body = reqwest::get(cognito.jwks_url()).await.unwrap().bytes().await.unwrap();
+    /// let jwks: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// assert_eq!(jwks, serde_json::json!({ "keys": [mine.jwk()] }));
+    ///
+    /// cognito.set_jwks(Jwks::raw("text/html", "<html>Bad gateway</html>"));
+    /// cognito.set_jwks_status(502);
+    /// let answer = reqwest::get(cognito.jwks_url()).await.unwrap();
+    /// assert_eq!(answer.status(), 502);
+    /// assert_eq!(answer.headers()["content-type"], "text/html");
+    /// assert_eq!(cognito.counts().jwks_fetches, 2);
+    /// # }
+    /// ```
+    pub fn set_jwks(&self, jwks: Jwks) {
+        self.state().jwks = jwks;
+    }
+
+    /// The status of every JWKS answer, whose body stays what [`LocalCognito::set_jwks`] says
+    /// (a proxy answering 500 with a good document, a 304 no client asked for...). 200 restores
+    /// the default.
+    ///
+    /// # Panics
+    /// If `status` is not a valid HTTP status code (100 to 999).
+    pub fn set_jwks_status(&self, status: u16) {
+        assert!(
+            ::http::StatusCode::from_u16(status).is_ok(),
+            "set_jwks_status: {status} is not an HTTP status code"
+        );
+        self.state().jwks_status = status;
+    }
+
+    /// Every JWKS answer waits `delay` after the request arrived (counted at once). The wait
+    /// runs on Tokio's clock, so a paused test clock skips it; `Duration::MAX` never answers (a
+    /// hung endpoint, until the client gives up or [`LocalCognito::stop`]). `Duration::ZERO`
+    /// (the default) answers at once. The answer is decided when the request arrives.
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        self.state().jwks_delay = delay;
+    }
+
+    /// The JWKS document of the pool's signing keys (what [`Jwks::SigningKeys`] publishes), read
+    /// here rather than fetched: not counted. Handy to warm-start a verifier.
+    pub fn signing_jwks(&self) -> Value {
+        self.state().keys.jwks()
+    }
+
+    /// The keys tokens are signed with now: (access, id).
+    pub fn signing_keys(&self) -> (SigningKey, SigningKey) {
+        let st = self.state();
+        (st.keys.access.clone(), st.keys.id.clone())
+    }
+
+    /// Waits until at least `at_least` JWKS requests arrived, or `deadline` (real time) passed;
+    /// returns the number of JWKS fetches then.
+    pub async fn wait_for_jwks_fetches(&self, at_least: u64, deadline: Duration) -> u64 {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let fetches = self.counts().jwks_fetches;
+            if fetches >= at_least || std::time::Instant::now() >= until {
+                return fetches;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Changes the retry grace period (applies to tokens rotated earlier too).
@@ -674,14 +917,7 @@ impl LocalCognito {
     /// JWKS publishes them first and keeps the replaced pair once, so tokens in flight still
     /// verify. Generating the keys blocks for a few hundred milliseconds.
     pub fn rotate_signing_keys(&self) {
-        let (access, id) = std::thread::scope(|s| {
-            let access = s.spawn(SigningKey::generate);
-            let id = s.spawn(SigningKey::generate);
-            (
-                access.join().expect("key generation"),
-                id.join().expect("key generation"),
-            )
-        });
+        let (access, id) = generate_pair_blocking();
         self.state().keys.rotate(access, id);
     }
 
@@ -768,29 +1004,47 @@ impl LocalCognito {
         self.state().keys.access.sign_with_header(header, claims)
     }
 
-    /// Stops listening and closes every open connection (requests in flight are dropped
-    /// unprocessed). State is kept. Does nothing if already stopped.
+    /// Stops listening and closes every open connection (requests in flight, such as a
+    /// delayed JWKS answer, are dropped unprocessed). The port stays bound, not listening:
+    /// connections are refused. State is kept. Does nothing if already stopped.
     pub async fn stop(&self) {
         let _guard = self.lifecycle.lock().await;
-        let running = self.running().take();
-        if let Some(running) = running {
-            let _ = running.shutdown.send(());
-            let _ = running.task.await;
+        let run = std::mem::replace(&mut *self.run(), Run::Stopped { reserved: None });
+        match run {
+            Run::Serving { shutdown, task } => {
+                let _ = shutdown.send(());
+                let _ = task.await;
+                let reserved = reserve_retrying(self.inner.addr.port()).await;
+                *self.run() = Run::Stopped {
+                    reserved: Some(reserved),
+                };
+            }
+            stopped @ Run::Stopped { .. } => *self.run() = stopped,
         }
     }
 
-    /// Listens again on the same port, with the same state. Does nothing if running.
+    /// Listens again on the same port, with the same state (or for the first time, after
+    /// [`LocalCognito::start_stopped_with`]). Does nothing if running.
     ///
     /// # Panics
-    /// If the port cannot be bound again within about two seconds.
+    /// If the port cannot be bound again within about two seconds, or outside a Tokio runtime.
     pub async fn start_again(&self) {
         let _guard = self.lifecycle.lock().await;
-        if self.running().is_some() {
-            return;
-        }
-        let listener = bind(self.inner.addr.port()).await;
-        let running = Self::spawn(&self.inner, listener);
-        *self.running() = Some(running);
+        let reserved = match &mut *self.run() {
+            Run::Serving { .. } => return,
+            Run::Stopped { reserved } => reserved.take(),
+        };
+        let socket = match reserved {
+            Some(socket) => socket,
+            None => reserve_retrying(self.inner.addr.port()).await,
+        };
+        let run = Self::serve(&self.inner, socket);
+        *self.run() = run;
+    }
+
+    /// Whether it listens (started, and not stopped since).
+    pub fn is_running(&self) -> bool {
+        matches!(*self.run(), Run::Serving { .. })
     }
 }
 

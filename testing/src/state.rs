@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::keys::{random_bytes, uuid, uuid_from, KeySet};
-use crate::{Counts, GracePolicy, TokenSet};
+use crate::{Counts, GracePolicy, Jwks, TokenSet};
 
 /// The scope of user tokens when the sign-in did not ask for one.
 pub(crate) const DEFAULT_SCOPE: &str = "openid email profile";
@@ -88,6 +88,10 @@ pub(crate) struct State {
     pub(crate) grace_policy: GracePolicy,
     pub(crate) unavailable: Option<u16>,
     pub(crate) jwks_unavailable: Option<u16>,
+    /// What the JWKS endpoint publishes, with which status, after which delay.
+    pub(crate) jwks: Jwks,
+    pub(crate) jwks_status: u16,
+    pub(crate) jwks_delay: Duration,
     pub(crate) refresh_delay: Duration,
     pub(crate) keys: KeySet,
     pub(crate) clients: HashMap<String, Client>,
@@ -156,6 +160,9 @@ impl State {
             grace_policy: GracePolicy::SameSuccessor,
             unavailable: None,
             jwks_unavailable: None,
+            jwks: Jwks::SigningKeys,
+            jwks_status: 200,
+            jwks_delay: Duration::ZERO,
             refresh_delay: Duration::ZERO,
             keys,
             clients: HashMap::new(),

@@ -9,7 +9,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tower_cognito_testing::{
-    decode_claims, decode_header, GracePolicy, LocalCognito, Options, TokenSet,
+    decode_claims, decode_header, GracePolicy, InvalidKey, Jwks, LocalCognito, Options, SigningKey,
+    TokenSet,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1373,6 +1374,238 @@ async fn debug_output_shows_no_secrets() {
     assert!(!shown.contains(&refresh_of(&tokens)));
     assert!(shown.contains("<redacted>"));
     assert!(shown.contains(cognito.client_id()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The JWKS knobs and the test's own keys
+
+/// Two keys for the tests below, generated once per test binary.
+fn two_keys() -> &'static (SigningKey, SigningKey) {
+    static KEYS: std::sync::OnceLock<(SigningKey, SigningKey)> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        std::thread::scope(|s| {
+            let a = s.spawn(SigningKey::generate);
+            let b = s.spawn(SigningKey::generate);
+            (a.join().unwrap(), b.join().unwrap())
+        })
+    })
+}
+
+/// A local Cognito signing with [`two_keys`] (no key generated at start).
+fn with_test_keys() -> Options {
+    let (a, b) = two_keys();
+    Options::new().signing_keys(a.with_kid("access-a"), b.with_kid("id-b"))
+}
+
+async fn get_jwks(cognito: &LocalCognito) -> Reply {
+    reply(http().get(cognito.jwks_url()).send().await.unwrap()).await
+}
+
+#[test]
+fn a_signing_key_round_trips_and_redacts() {
+    let (a, b) = two_keys();
+    let renamed = a.with_kid("renamed");
+    assert_eq!(renamed.kid(), "renamed");
+    assert_eq!(renamed.jwk()["n"], a.jwk()["n"]);
+    assert_ne!(a.jwk()["n"], b.jwk()["n"]);
+    // Cognito-shaped kid: standard base64 of 32 bytes.
+    assert_eq!(STANDARD.decode(a.kid()).unwrap().len(), 32);
+    let jwk = a.jwk();
+    assert_eq!(
+        (&jwk["kty"], &jwk["alg"], &jwk["use"], &jwk["e"]),
+        (
+            &json!("RSA"),
+            &json!("RS256"),
+            &json!("sig"),
+            &json!("AQAB")
+        )
+    );
+
+    let loaded = SigningKey::from_pkcs8("loaded", &a.pkcs8_der()).unwrap();
+    assert_eq!(loaded.jwk()["n"], a.jwk()["n"]);
+    let token = loaded.sign_jwt(&json!({ "sub": "alice" }));
+    assert_eq!(
+        decode_header(&token),
+        json!({ "alg": "RS256", "kid": "loaded" })
+    );
+    assert!(verifies(&json!({ "keys": [loaded.jwk()] }), &token));
+    assert!(!verifies(
+        &json!({ "keys": [b.with_kid("loaded").jwk()] }),
+        &token
+    ));
+    let raw = a.sign_with_header(&json!({ "alg": "HS256", "kid": "x" }), &json!({}));
+    assert_eq!(decode_header(&raw)["alg"], "HS256");
+
+    // The public key DER is the PKCS#1 RSAPublicKey: a SEQUENCE holding n.
+    let der = a.public_key_der();
+    let n = URL_SAFE_NO_PAD
+        .decode(a.jwk()["n"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(der[0], 0x30);
+    assert!(der.windows(n.len()).any(|w| w == n.as_slice()));
+
+    assert_eq!(
+        SigningKey::from_pkcs8("bad", b"not a key").unwrap_err(),
+        InvalidKey
+    );
+    assert_eq!(InvalidKey.to_string(), "not a PKCS#8 RSA private key");
+    let shown = format!("{a:?}");
+    assert!(shown.contains(a.kid()), "{shown}");
+    assert!(!shown.contains(a.jwk()["n"].as_str().unwrap()), "{shown}");
+}
+
+#[tokio::test]
+async fn given_signing_keys_sign_and_are_published() {
+    let cognito = LocalCognito::start_with(with_test_keys()).await;
+    let (access, id) = cognito.signing_keys();
+    assert_eq!((access.kid(), id.kid()), ("access-a", "id-b"));
+    assert_eq!(
+        cognito.signing_kids(),
+        ("access-a".to_owned(), "id-b".to_owned())
+    );
+    let tokens = cognito.sign_in("alice");
+    assert_eq!(decode_header(&tokens.access_token)["kid"], "access-a");
+    assert_eq!(
+        decode_header(tokens.id_token.as_deref().unwrap())["kid"],
+        "id-b"
+    );
+    let expected = json!({ "keys": [access.jwk(), id.jwk()] });
+    assert_eq!(cognito.signing_jwks(), expected);
+    assert_eq!(cognito.counts().jwks_fetches, 0, "signing_jwks is no fetch");
+    let jwks = fetch_jwks(&cognito).await;
+    assert_eq!(jwks, expected);
+    assert!(verifies(&jwks, &tokens.access_token));
+    // The test signs with the pool's own key: the same JWKS verifies it.
+    let own = access.sign_jwt(&json!({ "sub": "bob" }));
+    assert!(verifies(&jwks, &own));
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_what_it_is_told_with_the_status_it_is_told() {
+    let mine = two_keys().1.with_kid("mine");
+    let cognito = LocalCognito::start_with(with_test_keys().jwks(Jwks::Keys(Vec::new()))).await;
+    let r = get_jwks(&cognito).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({ "keys": [] })));
+    assert_eq!(r.headers["content-type"], "application/json");
+
+    cognito.set_jwks(Jwks::of([&mine, &mine]));
+    assert_eq!(
+        get_jwks(&cognito).await.body,
+        json!({ "keys": [mine.jwk(), mine.jwk()] })
+    );
+    // The pool still signs with its own keys.
+    assert_eq!(
+        decode_header(&cognito.mint_access("alice", &json!({})))["kid"],
+        "access-a"
+    );
+
+    cognito.set_jwks(Jwks::raw("text/html", "<html>nope</html>"));
+    let r = get_jwks(&cognito).await;
+    assert_eq!((r.status, r.text.as_str()), (200, "<html>nope</html>"));
+    assert_eq!(r.headers["content-type"], "text/html");
+
+    // The status changes, the body stays.
+    cognito.set_jwks_status(500);
+    let r = get_jwks(&cognito).await;
+    assert_eq!((r.status, r.text.as_str()), (500, "<html>nope</html>"));
+    cognito.set_jwks(Jwks::SigningKeys);
+    let r = get_jwks(&cognito).await;
+    assert_eq!((r.status, r.body.clone()), (500, cognito.signing_jwks()));
+
+    // An outage takes precedence over both, and leaves them in place.
+    cognito.set_jwks_unavailable(Some(503));
+    let r = get_jwks(&cognito).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, Value::Null, "a plain-text outage: {}", r.text);
+    cognito.set_jwks_unavailable(None);
+    cognito.set_jwks_status(200);
+    assert_eq!(get_jwks(&cognito).await.body, cognito.signing_jwks());
+
+    // Another pool's JWKS is not this one's: 404, not counted.
+    let other = format!("{}/us-east-1_Other/.well-known/jwks.json", cognito.origin());
+    assert_eq!(http().get(other).send().await.unwrap().status(), 404);
+    assert_eq!(cognito.counts().jwks_fetches, 7);
+    cognito.reset_counts();
+    assert_eq!(cognito.counts().jwks_fetches, 0);
+}
+
+#[test]
+#[should_panic(expected = "42 is not an HTTP status code")]
+fn an_invalid_jwks_status_is_refused() {
+    // No runtime needed to build a stopped one.
+    LocalCognito::start_stopped_with(with_test_keys()).set_jwks_status(42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_jwks_answer_is_counted_on_arrival() {
+    let cognito = std::sync::Arc::new(LocalCognito::start_with(with_test_keys()).await);
+    let delay = Duration::from_millis(300);
+    cognito.set_jwks_delay(delay);
+    let started = Instant::now();
+    let r = get_jwks(&cognito).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, cognito.signing_jwks());
+    assert!(started.elapsed() >= delay, "answered before its delay");
+
+    // A hung endpoint: counted at once, never answered, cut off by stop.
+    cognito.set_jwks_delay(Duration::MAX);
+    let url = cognito.jwks_url();
+    let pending = tokio::spawn(async move { http().get(url).send().await });
+    assert_eq!(
+        cognito
+            .wait_for_jwks_fetches(2, Duration::from_secs(10))
+            .await,
+        2
+    );
+    tokio::task::yield_now().await;
+    assert!(!pending.is_finished(), "a hung JWKS answered");
+    cognito.stop().await;
+    let cut = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("stop cuts the hung request off")
+        .unwrap();
+    assert!(cut.is_err(), "answered after stop: {cut:?}");
+
+    cognito.set_jwks_delay(Duration::ZERO);
+    cognito.start_again().await;
+    assert_eq!(get_jwks(&cognito).await.status, 200);
+    assert_eq!(cognito.counts().jwks_fetches, 3);
+    // Nothing arrives: the wait gives up at its deadline and says how many came.
+    assert_eq!(
+        cognito
+            .wait_for_jwks_fetches(4, Duration::from_millis(50))
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn started_stopped_it_refuses_connections_until_started() {
+    let cognito = LocalCognito::start_stopped_with(with_test_keys());
+    assert!(!cognito.is_running());
+    let addr = cognito.addr();
+    assert_ne!(addr.port(), 0);
+    assert_eq!(
+        cognito.jwks_url(),
+        format!("http://{addr}/{}/.well-known/jwks.json", cognito.pool_id())
+    );
+    let down = http().get(cognito.jwks_url()).send().await;
+    assert!(down.is_err(), "not started, yet answered: {down:?}");
+    assert_eq!(cognito.counts().jwks_fetches, 0);
+
+    let mine = two_keys().0.with_kid("mine");
+    cognito.set_jwks(Jwks::of([&mine]));
+    cognito.start_again().await;
+    assert!(cognito.is_running());
+    assert_eq!(cognito.addr(), addr);
+    assert_eq!(fetch_jwks(&cognito).await, json!({ "keys": [mine.jwk()] }));
+
+    cognito.stop().await;
+    assert!(!cognito.is_running());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    cognito.start_again().await;
+    assert_eq!(fetch_jwks(&cognito).await, json!({ "keys": [mine.jwk()] }));
+    assert_eq!(cognito.counts().jwks_fetches, 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,8 +37,6 @@ use tower_cognito::{
 
 const POOL: &str = "eu-west-1_FailDeps1";
 const CLIENT: &str = "faildeps0client0id0000000";
-/// Generous bound for "not delayed" on a loaded 2-core machine (debug build).
-const FAST: Duration = Duration::from_millis(400);
 /// How long any polling loop may run before the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
 /// 10 MiB.
@@ -184,18 +182,30 @@ fn hanging_config(server: &JwksServer) -> CognitoConfig {
         .jwks_max_age(Duration::from_secs(1))
 }
 
+/// `answer`, which only the configured JWKS timeout can bring: the endpoint never answers.
+/// [`DEADLINE`] only turns a timeout that never fires into a failure instead of a hung test.
+async fn after_the_timeout<F: std::future::Future>(what: &str, answer: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, answer)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the JWKS timeout never fired"))
+}
+
 /// Cold cache, endpoint accepting connections but never answering: every waiting request gets
-/// 503 once the configured timeout fires (not after the 30 s hang), from one shared fetch.
+/// 503 once the configured timeout fires (the hang never ends), from one shared fetch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_endpoint_at_start_is_503_after_the_timeout() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
-    server.set_delay(Duration::from_secs(30));
+    server.set_delay(Duration::MAX);
     let verifier: Verifier = Verifier::new(hanging_config(&server)).unwrap();
     let api = api(&verifier);
     let token = token_for(&server, key(0));
 
     let started = Instant::now();
-    let answers = call_concurrently(&api, vec![token.clone(); 20]).await;
+    let answers = after_the_timeout(
+        "20 concurrent requests",
+        call_concurrently(&api, vec![token.clone(); 20]),
+    )
+    .await;
     let all = started.elapsed();
     for answer in &answers {
         assert_keys_unavailable(answer);
@@ -203,15 +213,12 @@ async fn hanging_endpoint_at_start_is_503_after_the_timeout() {
             answer.took >= HANG_TIMEOUT - Duration::from_millis(100),
             "answered before the timeout: {answer:?}"
         );
-        assert!(
-            answer.took < HANG_TIMEOUT + Duration::from_millis(1500),
-            "the timeout did not fire: {answer:?}"
-        );
     }
     let slowest = answers.iter().map(|a| a.took).max().unwrap();
     println!(
         "hanging at start: 20 concurrent requests -> {} x 503 keys_unavailable, slowest {slowest:?} \
-         (timeout {HANG_TIMEOUT:?}, hang 30 s), all done in {all:?}, JWKS requests {}",
+         (timeout {HANG_TIMEOUT:?}, the endpoint never answers), all done in {all:?}, JWKS \
+         requests {}",
         answers.len(),
         server.fetch_count()
     );
@@ -222,10 +229,11 @@ async fn hanging_endpoint_at_start_is_503_after_the_timeout() {
     );
 }
 
-/// Cached keys, then the endpoint hangs: the background refresh times out after the configured
-/// timeout; meanwhile requests whose key is cached go straight through, and a request for an
-/// unknown `kid` joins the hanging fetch and is answered when the timeout fires. Once the
-/// endpoint answers again, the next refresh brings the new key.
+/// Cached keys, then the endpoint hangs (it never answers): the background refresh times out
+/// after the configured timeout; meanwhile requests whose key is cached go straight through (they
+/// are answered while a request for an unknown `kid`, which joined the hanging fetch, still
+/// waits), and that request is answered when the timeout fires. Once the endpoint answers
+/// again, the next refresh brings the new key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_refresh_times_out_and_does_not_delay_cached_keys() {
     let server = JwksServer::start_with_keys(POOL, &[key(0)]).await;
@@ -235,45 +243,59 @@ async fn hanging_refresh_times_out_and_does_not_delay_cached_keys() {
     let token = token_for(&server, key(0));
     assert_ok(&call(&api, &token).await);
 
-    server.set_delay(Duration::from_secs(30));
+    // Fresh tokens for the requests made while the refresh hangs, so each one is verified
+    // afresh and looks its key up; signed now, so that window holds verifications only.
+    let sequential_tokens: Vec<String> = (0..10).map(|_| token_for(&server, key(0))).collect();
+    let concurrent_tokens: Vec<String> = (0..50).map(|_| token_for(&server, key(0))).collect();
+    let new_key_token = token_for(&server, key(1));
+    server.set_delay(Duration::MAX);
     server.set_keys(&[key(0), key(1)]);
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the max age
 
-    // This request finds the keys old and starts the refresh, without waiting for it.
+    // This request finds the keys old and starts the refresh, without waiting for it: the
+    // refresh is still in flight after it returned (the unknown kid below joins it).
     let refresh_started = Instant::now();
     let first = call(&api, &token).await;
     assert_ok(&first);
-    assert!(first.took < FAST, "{first:?}");
     server.wait_for_fetches(2, DEADLINE).await;
 
-    // While the refresh hangs: cached-key requests, one by one and 50 at once (fresh tokens, so
-    // each one is verified afresh and looks its key up).
+    // A token of the new key: its kid is unknown, so it waits for the fetch in flight, which
+    // ends when the timeout fires. The keys are cached, so the answer is "unknown key", not 503.
+    let unknown = tokio::spawn({
+        let api = api.clone();
+        async move {
+            let answer = call(&api, &new_key_token).await;
+            (answer, refresh_started.elapsed())
+        }
+    });
+
+    // While the refresh hangs: cached-key requests, one by one and 50 at once.
     let mut sequential = Vec::new();
-    for _ in 0..10 {
-        let answer = call(&api, &token_for(&server, key(0))).await;
+    for token in &sequential_tokens {
+        let answer = call(&api, token).await;
         assert_ok(&answer);
         sequential.push(answer.took);
     }
-    let tokens = (0..50).map(|_| token_for(&server, key(0))).collect();
-    let concurrent = call_concurrently(&api, tokens).await;
+    let concurrent = call_concurrently(&api, concurrent_tokens).await;
     for answer in &concurrent {
         assert_ok(answer);
     }
     let max_sequential = sequential.iter().max().copied().unwrap();
     let max_concurrent = concurrent.iter().map(|a| a.took).max().unwrap();
-    assert!(max_sequential < FAST, "{sequential:?}");
-    assert!(max_concurrent < FAST, "{max_concurrent:?}");
     let during = refresh_started.elapsed();
+    assert!(
+        !unknown.is_finished(),
+        "the refresh ended before the cached-key requests were answered ({during:?} after it \
+         started): they may have waited for it"
+    );
 
-    // A token of the new key: its kid is unknown, so it waits for the fetch in flight, which
-    // ends when the timeout fires. The keys are cached, so the answer is "unknown key", not 503.
-    let unknown = call(&api, &token_for(&server, key(1))).await;
-    let ended_after = refresh_started.elapsed();
+    let (unknown, ended_after) = after_the_timeout("the unknown kid", unknown)
+        .await
+        .expect("the unknown-kid request");
     assert_refused(&unknown, InvalidToken::UnknownKey);
     assert!(
-        ended_after >= HANG_TIMEOUT - Duration::from_millis(100)
-            && ended_after < HANG_TIMEOUT + Duration::from_millis(1500),
-        "the refresh ended {ended_after:?} after it started, timeout {HANG_TIMEOUT:?}"
+        ended_after >= HANG_TIMEOUT - Duration::from_millis(100),
+        "the refresh ended {ended_after:?} after it started, before the timeout {HANG_TIMEOUT:?}"
     );
     assert_eq!(server.fetch_count(), 2, "the unknown kid joined the fetch");
     // The cached key still works after the failed refresh.
@@ -282,7 +304,7 @@ async fn hanging_refresh_times_out_and_does_not_delay_cached_keys() {
         "hanging refresh: 10 sequential cached-key requests, slowest {max_sequential:?}; 50 \
          concurrent, slowest {max_concurrent:?} (all within {during:?} of the refresh start); an \
          unknown kid waited {:?} and got 401 unknown_kid when the refresh timed out {ended_after:?} \
-         after it started (timeout {HANG_TIMEOUT:?}, hang 30 s); JWKS requests {}",
+         after it started (timeout {HANG_TIMEOUT:?}, the endpoint never answers); JWKS requests {}",
         unknown.took,
         server.fetch_count()
     );
@@ -602,9 +624,9 @@ async fn serve_streaming(
 
 /// A 10 MiB body streamed without a length: the fetcher stops reading at the 64 KiB cap. Paced
 /// at 32 KiB every 10 ms, reading it all would take over 3 s (within the 5 s request timeout,
-/// and the document is valid, so the new key would be taken): instead the fetch fails within
-/// a fraction of a second, and the server managed to write well under 1 MiB before the client
-/// hung up, which bounds what the client can have buffered. Unpaced, the fetch fails as quickly.
+/// and the document is valid, so the new key would be taken): instead the client hangs up
+/// before the server has written it all, and the server managed to write well under 1 MiB by
+/// then, which bounds what the client can have buffered. Unpaced, the client hangs up too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_mib_streamed_body_is_cut_at_the_cap() {
     for (pace, chunk, pause) in [
@@ -638,12 +660,9 @@ async fn a_ten_mib_streamed_body_is_cut_at_the_cap() {
         assert_refused(&answer, InvalidToken::UnknownKey);
         let outcomes = endpoint.outcomes(1).await;
         let (written, spent, complete) = outcomes[0];
+        // The client hung up before the server could write it all: it stopped reading at the
+        // cap (no time budget needed to say so).
         assert!(!complete, "{pace}: the client read the whole 10 MiB");
-        assert!(
-            answer.took < Duration::from_millis(1500),
-            "{pace}: the fetch took {:?}",
-            answer.took
-        );
         if !pause.is_zero() {
             assert!(
                 written < 1024 * 1024,

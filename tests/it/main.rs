@@ -1,5 +1,6 @@
 //! The integration tests, as one binary: each file of `tests/it/` is a module, and `support` is
-//! the test issuer they share (local JWKS servers, real keys, real Redis and PostgreSQL).
+//! the test issuer they share (the local Cognito of `tower-cognito-testing` as their JWKS
+//! endpoint, real keys, real Redis and PostgreSQL).
 //!
 //! One binary rather than one per file: each would link aws-lc-rs, axum and jsonwebtoken again,
 //! and on two cores linking dominated the build. Run one file's tests with a filter on its

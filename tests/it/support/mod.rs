@@ -1,9 +1,11 @@
 #![allow(dead_code)]
 //! Test issuer shared by the integration tests (`crate::support`).
 //!
-//! Nothing here mocks the crate: [`JwksServer`] is a real HTTP/1.1 server on
-//! `127.0.0.1` serving a JWKS document, and tokens are signed with real
-//! RSA-2048 keys ([`TestKey`]) generated with aws-lc-rs.
+//! Nothing here mocks the crate: [`JwksServer`] is the local Cognito of
+//! `tower-cognito-testing` (a real HTTP/1.1 server on `127.0.0.1`), seen through the JWKS
+//! knobs these tests turn, and tokens are signed with real RSA-2048 keys ([`TestKey`], over
+//! the test kit's [`SigningKey`]). [`JwksServer::cognito`] reaches the rest of it (hosted UI,
+//! token endpoint, refresh-token rotation).
 //!
 //! Typical use:
 //!
@@ -21,32 +23,23 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::{Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_cognito::{ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verifier};
+use tower_cognito_testing::{Jwks, LocalCognito, Options, SigningKey};
 
 pub mod model;
 
@@ -60,7 +53,8 @@ pub mod stores;
 /// Number of cached keys returned by [`keys`].
 pub const KEY_COUNT: usize = 4;
 
-/// An RSA-2048 signing key with its `kid` and public JWK components.
+/// An RSA-2048 signing key with its `kid` and public JWK components: the test kit's
+/// [`SigningKey`] plus what jsonwebtoken needs.
 pub struct TestKey {
     /// Key id, put in the JWK and in minted token headers.
     pub kid: String,
@@ -72,7 +66,7 @@ pub struct TestKey {
     pub encoding_key: EncodingKey,
     /// The private key as PKCS#8 v1 DER.
     pub pkcs8_der: Vec<u8>,
-    key_pair: KeyPair,
+    signing: SigningKey,
 }
 
 impl std::fmt::Debug for TestKey {
@@ -86,46 +80,42 @@ impl std::fmt::Debug for TestKey {
 impl TestKey {
     /// Generates a fresh RSA-2048 key (slow-ish: prefer the cached [`keys`]).
     pub fn generate(kid: impl Into<String>) -> TestKey {
-        let key_pair = KeyPair::generate(KeySize::Rsa2048).expect("generate RSA-2048 key");
-        let pkcs8 = key_pair.as_der().expect("export PKCS#8");
-        Self::from_parts(kid.into(), pkcs8.as_ref().to_vec(), key_pair)
+        Self::from_signing(SigningKey::generate().with_kid(kid))
     }
 
     /// Loads a key from PKCS#8 DER (e.g. [`TestKey::pkcs8_der`] of another key).
     pub fn from_pkcs8(kid: impl Into<String>, pkcs8_der: &[u8]) -> TestKey {
-        let key_pair = KeyPair::from_pkcs8(pkcs8_der).expect("parse PKCS#8 RSA key");
-        Self::from_parts(kid.into(), pkcs8_der.to_vec(), key_pair)
+        Self::from_signing(SigningKey::from_pkcs8(kid, pkcs8_der).expect("parse PKCS#8 RSA key"))
     }
 
     /// The same key material under a different `kid`.
     pub fn with_kid(&self, kid: impl Into<String>) -> TestKey {
-        Self::from_pkcs8(kid, &self.pkcs8_der)
+        Self::from_signing(self.signing.with_kid(kid))
     }
 
-    fn from_parts(kid: String, pkcs8_der: Vec<u8>, key_pair: KeyPair) -> TestKey {
-        let pkcs1 = pkcs1_from_pkcs8(&pkcs8_der);
-        let public = PublicKeyComponents::<Vec<u8>>::from(key_pair.public_key());
+    fn from_signing(signing: SigningKey) -> TestKey {
+        let pkcs8_der = signing.pkcs8_der();
+        let jwk = signing.jwk();
+        let member = |name: &str| jwk[name].as_str().expect("JWK member").to_owned();
         TestKey {
-            kid,
-            n: b64(&public.n),
-            e: b64(&public.e),
-            encoding_key: EncodingKey::from_rsa_der(pkcs1),
+            kid: signing.kid().to_owned(),
+            n: member("n"),
+            e: member("e"),
+            encoding_key: EncodingKey::from_rsa_der(pkcs1_from_pkcs8(&pkcs8_der)),
             pkcs8_der,
-            key_pair,
+            signing,
         }
+    }
+
+    /// The test kit's key (to give a [`LocalCognito`] as its signing key, or to publish).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 
     /// The public JWK as Cognito publishes it:
     /// `{"kty":"RSA","kid":..,"alg":"RS256","use":"sig","n":..,"e":..}`.
     pub fn jwk(&self) -> Value {
-        json!({
-            "kty": "RSA",
-            "kid": self.kid,
-            "alg": "RS256",
-            "use": "sig",
-            "n": self.n,
-            "e": self.e,
-        })
+        self.signing.jwk()
     }
 
     /// A jsonwebtoken verification key built from the public components.
@@ -135,11 +125,7 @@ impl TestKey {
 
     /// Raw RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature over `msg`.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        let mut sig = vec![0u8; self.key_pair.public_modulus_len()];
-        self.key_pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
-            .expect("RSA sign");
-        sig
+        self.signing.sign(msg)
     }
 }
 
@@ -434,112 +420,82 @@ pub fn challenge<B>(response: &Response<B>) -> Option<String> {
 // JWKS server
 // ---------------------------------------------------------------------------
 
-struct ServeState {
-    /// JWK objects served as `{"keys":[..]}`.
-    keys: Vec<Value>,
-    status: StatusCode,
-    raw: Option<(Vec<u8>, String)>,
-    delay: Duration,
-}
-
-struct Shared {
-    jwks_path: String,
-    state: Mutex<ServeState>,
-    fetches: AtomicUsize,
-}
-
-impl Shared {
-    fn state(&self) -> MutexGuard<'_, ServeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-enum Run {
-    Serving {
-        shutdown: oneshot::Sender<()>,
-        task: JoinHandle<()>,
-    },
-    /// Port reserved by a bound, non-listening socket: connections are refused.
-    Stopped { reserved: TcpSocket },
-    /// Transitional (only observable if a stop/start future is dropped midway).
-    Empty,
-}
-
-/// A real JWKS endpoint on `127.0.0.1`, serving
-/// `GET /{pool_id}/.well-known/jwks.json`, controllable from the test.
+/// The local Cognito of `tower-cognito-testing`, as the JWKS endpoint of these tests:
+/// `GET /{pool_id}/.well-known/jwks.json` on `127.0.0.1`, controllable from the test.
 ///
-/// It runs in the tokio runtime it was started in. The port stays the same
-/// across [`stop`](Self::stop) / [`start_again`](Self::start_again); while
-/// stopped, connections are refused. Response settings are read when a
-/// request arrives (before any delay).
+/// It publishes only the keys a test gives it (none at first), and signs its own tokens
+/// ([`JwksServer::cognito`]) with the cached [`key`]`(0)` (access) and [`key`]`(1)` (id), so no
+/// key is generated per server. It runs in the tokio runtime it was started in. The port
+/// stays the same across [`stop`](Self::stop) / [`start_again`](Self::start_again); while
+/// stopped, connections are refused. Response settings are read when a request arrives
+/// (before any delay).
 pub struct JwksServer {
-    addr: SocketAddr,
-    pool_id: String,
-    shared: Arc<Shared>,
-    run: Mutex<Run>,
+    cognito: LocalCognito,
+    /// The key set [`clear_raw_body`](Self::clear_raw_body) goes back to.
+    keys: Mutex<Vec<Value>>,
 }
 
 impl JwksServer {
+    fn options(pool_id: &str) -> Options {
+        Options::new()
+            .pool_id(pool_id)
+            .signing_keys(key(0).signing_key().clone(), key(1).signing_key().clone())
+            .jwks(Jwks::Keys(Vec::new()))
+    }
+
+    fn wrap(cognito: LocalCognito) -> JwksServer {
+        JwksServer {
+            cognito,
+            keys: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Starts serving (an empty key set) on an ephemeral port.
     pub async fn start(pool_id: &str) -> JwksServer {
-        let server = Self::start_stopped(pool_id);
-        server.start_again().await;
-        server
+        Self::wrap(LocalCognito::start_with(Self::options(pool_id)).await)
     }
 
     /// Starts serving `keys` on an ephemeral port.
     pub async fn start_with_keys(pool_id: &str, keys: &[&TestKey]) -> JwksServer {
-        let server = Self::start_stopped(pool_id);
+        let server = Self::start(pool_id).await;
         server.set_keys(keys);
-        server.start_again().await;
         server
     }
 
     /// Reserves a port without serving (connections are refused until
     /// [`start_again`](Self::start_again)). Serves an empty key set once started.
     pub fn start_stopped(pool_id: &str) -> JwksServer {
-        let reserved = reserve(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("reserve port");
-        let addr = reserved.local_addr().expect("local addr");
-        JwksServer {
-            addr,
-            pool_id: pool_id.to_owned(),
-            shared: Arc::new(Shared {
-                jwks_path: format!("/{pool_id}/.well-known/jwks.json"),
-                state: Mutex::new(ServeState {
-                    keys: Vec::new(),
-                    status: StatusCode::OK,
-                    raw: None,
-                    delay: Duration::ZERO,
-                }),
-                fetches: AtomicUsize::new(0),
-            }),
-            run: Mutex::new(Run::Stopped { reserved }),
-        }
+        Self::wrap(LocalCognito::start_stopped_with(Self::options(pool_id)))
+    }
+
+    /// The whole local Cognito behind this endpoint.
+    pub fn cognito(&self) -> &LocalCognito {
+        &self.cognito
     }
 
     /// The bound address (`127.0.0.1:port`).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.cognito.addr()
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
     /// The pool id given at start.
     pub fn pool_id(&self) -> &str {
-        &self.pool_id
+        self.cognito.pool_id()
     }
 
     /// `http://127.0.0.1:{port}/{pool_id}`, the token issuer (`iss`).
     pub fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port(), self.pool_id)
+        self.cognito.issuer()
     }
 
     /// `{issuer}/.well-known/jwks.json`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}{}", self.port(), self.shared.jwks_path)
+        self.cognito.jwks_url()
     }
 
     /// Serves exactly these keys (their [`TestKey::jwk`]). Clears any raw body.
@@ -549,196 +505,74 @@ impl JwksServer {
 
     /// Serves arbitrary JWK objects as `{"keys":[..]}`. Clears any raw body.
     pub fn set_jwks(&self, jwks: Vec<Value>) {
-        let mut state = self.shared.state();
-        state.keys = jwks;
-        state.raw = None;
+        *lock(&self.keys) = jwks.clone();
+        self.cognito.set_jwks(Jwks::Keys(jwks));
     }
 
     /// Serves `body` verbatim with this `Content-Type` instead of the key set
     /// (until [`clear_raw_body`](Self::clear_raw_body) or a `set_keys`).
     pub fn set_raw_body(&self, body: impl Into<Vec<u8>>, content_type: &str) {
-        self.shared.state().raw = Some((body.into(), content_type.to_owned()));
+        self.cognito.set_jwks(Jwks::raw(content_type, body));
     }
 
     /// Goes back to serving the key set.
     pub fn clear_raw_body(&self) {
-        self.shared.state().raw = None;
+        let keys = lock(&self.keys).clone();
+        self.cognito.set_jwks(Jwks::Keys(keys));
     }
 
     /// Responds with this status (the key set/raw body is still the body).
     /// `StatusCode::OK` restores normal behaviour.
     pub fn set_status(&self, status: StatusCode) {
-        self.shared.state().status = status;
+        self.cognito.set_jwks_status(status.as_u16());
     }
 
     /// Delays each JWKS response by `delay` (`Duration::ZERO` to disable).
     pub fn set_delay(&self, delay: Duration) {
-        self.shared.state().delay = delay;
+        self.cognito.set_jwks_delay(delay);
     }
 
     /// Number of requests received on the JWKS path (any status, counted on arrival).
     pub fn fetch_count(&self) -> usize {
-        self.shared.fetches.load(Ordering::SeqCst)
+        usize::try_from(self.cognito.counts().jwks_fetches).expect("a count fits")
     }
 
-    /// Resets [`fetch_count`](Self::fetch_count) to zero.
+    /// Resets [`fetch_count`](Self::fetch_count) to zero (with every other count of the
+    /// local Cognito).
     pub fn reset_fetch_count(&self) {
-        self.shared.fetches.store(0, Ordering::SeqCst);
+        self.cognito.reset_counts();
     }
 
-    /// Polls until at least `at_least` JWKS requests arrived; fails the test after `deadline`.
+    /// Waits until at least `at_least` JWKS requests arrived; fails the test after `deadline`.
     pub async fn wait_for_fetches(&self, at_least: usize, deadline: Duration) {
-        let start = std::time::Instant::now();
-        while self.fetch_count() < at_least {
-            assert!(
-                start.elapsed() < deadline,
-                "waited {deadline:?} for {at_least} JWKS fetches, saw {}",
-                self.fetch_count()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let wanted = u64::try_from(at_least).expect("a count fits");
+        let seen = self.cognito.wait_for_jwks_fetches(wanted, deadline).await;
+        assert!(
+            seen >= wanted,
+            "waited {deadline:?} for {at_least} JWKS fetches, saw {seen}"
+        );
     }
 
     /// Whether the server is currently accepting connections.
     pub fn is_running(&self) -> bool {
-        matches!(*self.lock_run(), Run::Serving { .. })
+        self.cognito.is_running()
     }
 
     /// Stops serving: closes the listener and aborts open connections
     /// (including in-flight delayed responses); the port stays reserved and
     /// refuses connections. No-op if already stopped.
     pub async fn stop(&self) {
-        let run = std::mem::replace(&mut *self.lock_run(), Run::Empty);
-        let run = match run {
-            Run::Serving { shutdown, task } => {
-                let _ = shutdown.send(());
-                let _ = task.await;
-                Run::Stopped {
-                    reserved: reserve_retrying(self.addr).await,
-                }
-            }
-            other => other,
-        };
-        *self.lock_run() = run;
+        self.cognito.stop().await;
     }
 
     /// Starts serving again on the same port. No-op if already running.
     pub async fn start_again(&self) {
-        let run = std::mem::replace(&mut *self.lock_run(), Run::Empty);
-        let socket = match run {
-            Run::Serving { .. } => {
-                *self.lock_run() = run;
-                return;
-            }
-            Run::Stopped { reserved } => reserved,
-            Run::Empty => reserve_retrying(self.addr).await,
-        };
-        let listener = socket.listen(1024).expect("listen on reserved port");
-        let (shutdown, shutdown_rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, self.shared.clone(), shutdown_rx));
-        *self.lock_run() = Run::Serving { shutdown, task };
-    }
-
-    fn lock_run(&self) -> MutexGuard<'_, Run> {
-        self.run.lock().unwrap_or_else(|e| e.into_inner())
+        self.cognito.start_again().await;
     }
 }
 
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        if let Run::Serving { task, .. } = &*self.lock_run() {
-            task.abort();
-        }
-    }
-}
-
-/// A socket bound to `addr` (SO_REUSEADDR) but not listening.
-fn reserve(addr: SocketAddr) -> std::io::Result<TcpSocket> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    Ok(socket)
-}
-
-async fn reserve_retrying(addr: SocketAddr) -> TcpSocket {
-    let mut attempt = 0;
-    loop {
-        match reserve(addr) {
-            Ok(socket) => return socket,
-            Err(_) if attempt < 100 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("cannot re-bind {addr}: {e}"),
-        }
-    }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    drop(listener);
-    conns.shutdown().await;
-}
-
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.uri().path() != shared.jwks_path {
-        return Ok(response(
-            StatusCode::NOT_FOUND,
-            b"not found".to_vec(),
-            "text/plain",
-        ));
-    }
-    shared.fetches.fetch_add(1, Ordering::SeqCst);
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Ok(response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Vec::new(),
-            "text/plain",
-        ));
-    }
-    let (status, body, content_type, delay) = {
-        let state = shared.state();
-        let (body, content_type) = match &state.raw {
-            Some((body, ct)) => (body.clone(), ct.clone()),
-            None => (
-                serde_json::to_vec(&json!({ "keys": state.keys })).expect("serialize jwks"),
-                "application/json".to_owned(),
-            ),
-        };
-        (state.status, body, content_type, state.delay)
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    Ok(response(status, body, &content_type))
-}
-
-fn response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    if let Ok(ct) = HeaderValue::from_str(content_type) {
-        res.headers_mut().insert(CONTENT_TYPE, ct);
-    }
-    res
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------------------
