@@ -179,8 +179,8 @@ pub use verify as verifier;
 pub use claims::{AccessClaims, AnyClaims, IdClaims};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    ClientIds, CognitoConfig, ConfigError, IssuerForm, Issuers, PoolConfig, TokenUse, UserPool,
-    DEFAULT_JWKS_COOLDOWN, DEFAULT_JWKS_MAX_AGE, DEFAULT_LEEWAY, DEFAULT_MAX_JWKS_BYTES,
+    ClientIds, CognitoConfig, ConfigError, IssuerForm, Issuers, JwksProxy, PoolConfig, TokenUse,
+    UserPool, DEFAULT_JWKS_COOLDOWN, DEFAULT_JWKS_MAX_AGE, DEFAULT_LEEWAY, DEFAULT_MAX_JWKS_BYTES,
     DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REALM, DEFAULT_TOKEN_CACHE_SIZE,
 };
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};

@@ -38,6 +38,8 @@ pub enum ConfigError {
     DuplicateIssuer(String),
     /// A required scope or group is empty or holds characters RFC 6749 does not allow in scopes.
     InvalidRule(String),
+    /// Extra root certificates could not be read as PEM.
+    InvalidCertificate(String),
     /// A JWKS document given at build time could not be used.
     InvalidJwks(String),
     /// A numeric setting is out of range.
@@ -73,6 +75,9 @@ impl fmt::Display for ConfigError {
             Self::InvalidClientId(id) => write!(f, "invalid app client id {id:?}"),
             Self::InvalidUrl { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Self::InvalidIssuer(i) => write!(f, "invalid issuer {i:?}"),
+            Self::InvalidCertificate(reason) => {
+                write!(f, "invalid root certificates for JWKS fetches: {reason}")
+            }
             Self::DuplicateIssuer(i) => write!(
                 f,
                 "issuer {i:?} is accepted by two pools: each issuer must belong to one pool"

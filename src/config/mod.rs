@@ -16,6 +16,7 @@ use crate::session::{SessionConfig, MAX_WINDOW};
 pub use client::{ClientIds, TokenUse};
 pub use error::ConfigError;
 pub(crate) use jwks::JwksOptions;
+pub use jwks::JwksProxy;
 pub use pool::{IssuerForm, Issuers, UserPool};
 pub(crate) use pools::KeySource;
 pub use pools::PoolConfig;
@@ -257,6 +258,21 @@ impl CognitoConfig {
     /// The cap on a JWKS response body (default [`DEFAULT_MAX_JWKS_BYTES`]).
     pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
         self.jwks.max_bytes = bytes;
+        self
+    }
+
+    /// How JWKS fetches reach the endpoint (default [`JwksProxy::none`]: directly, even when
+    /// `HTTPS_PROXY` is set).
+    pub fn jwks_proxy(mut self, proxy: JwksProxy) -> Self {
+        self.jwks.proxy = proxy;
+        self
+    }
+
+    /// Also trust these root certificates (PEM, one or more) for https JWKS URLs, beside the
+    /// platform's: for a TLS-inspecting proxy or a private mirror of the keys. A bundle that
+    /// holds no certificate is a [`ConfigError::InvalidCertificate`].
+    pub fn jwks_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.jwks.extra_roots.push(pem.into());
         self
     }
 

@@ -1,9 +1,9 @@
 //! Fetching the JWKS: one HTTP client, built once, with timeouts and a cap on the body.
 
 use std::fmt;
-use std::time::Duration;
 
 use super::keyset::{KeySet, KeySetError};
+use crate::config::{ConfigError, JwksOptions};
 
 /// Fetches one JWKS URL. The `kid` of a token is never sent: the URL is fixed at build time.
 pub(crate) struct Fetcher {
@@ -34,22 +34,36 @@ impl fmt::Display for FetchError {
 }
 
 impl Fetcher {
-    pub(crate) fn new(
-        url: reqwest::Url,
-        connect_timeout: Duration,
-        timeout: Duration,
-        max_bytes: usize,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
+    /// One client for `url`, as `options` say (timeouts, body cap, proxy, extra roots).
+    pub(crate) fn new(url: reqwest::Url, options: &JwksOptions) -> Result<Self, ConfigError> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")));
+        let mut builder = options.proxy.apply(builder)?;
+        let mut roots = Vec::new();
+        for pem in &options.extra_roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ConfigError::InvalidCertificate(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ConfigError::InvalidCertificate(
+                    "no certificate in the PEM".into(),
+                ));
+            }
+            roots.extend(certs);
+        }
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder.build().map_err(|e| ConfigError::InvalidUrl {
+            setting: "JWKS URL",
+            reason: format!("could not build the HTTP client: {e}"),
+        })?;
         Ok(Self {
             client,
             url,
-            max_bytes,
+            max_bytes: options.max_bytes,
         })
     }
 

@@ -65,17 +65,7 @@ impl KeyCache {
         };
         let fetcher = if source.fetch {
             let url = options.checked_url(source, pool)?;
-            let fetcher = Fetcher::new(
-                url,
-                options.connect_timeout,
-                options.request_timeout,
-                options.max_bytes,
-            )
-            .map_err(|e| ConfigError::InvalidUrl {
-                setting: "JWKS URL",
-                reason: format!("could not build the HTTP client: {e}"),
-            })?;
-            Some(fetcher)
+            Some(Fetcher::new(url, options)?)
         } else {
             None
         };

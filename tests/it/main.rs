@@ -21,6 +21,7 @@ mod emulator_pools;
 mod failing_deps;
 mod hostile;
 mod jwks_cache;
+mod jwks_proxy;
 mod lifetime;
 mod m2m;
 #[cfg(feature = "metrics")]
