@@ -21,6 +21,7 @@ mod hostile;
 mod jwks_cache;
 mod lifetime;
 mod m2m;
+mod postgres_connect;
 mod postgres_store;
 mod redis_store;
 #[cfg(feature = "refresh")]

@@ -50,6 +50,9 @@ use tower_cognito::{ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPo
 
 pub mod model;
 
+#[cfg(feature = "postgres")]
+pub mod certs;
+
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub mod stores;
 
