@@ -23,13 +23,13 @@ const L2: WindowLimits = WindowLimits::new(2, 600);
 
 /// A PostgreSQL server admitting only TLS connections, with a certificate for `localhost` and
 /// `127.0.0.1` signed by a CA of this test.
-struct TlsServer {
+pub(crate) struct TlsServer {
     ca: TestCa,
     pg: OwnPostgres,
 }
 
 impl TlsServer {
-    async fn start() -> TlsServer {
+    pub(crate) async fn start() -> TlsServer {
         let ca = TestCa::new("tower-cognito test CA");
         let pg = OwnPostgres::start_tls(ca.server_cert(&["localhost", "127.0.0.1"])).await;
         TlsServer { ca, pg }
@@ -37,7 +37,7 @@ impl TlsServer {
 
     /// A connection string that names `host` (the name the certificate must carry) and dials
     /// 127.0.0.1, with `extra` appended (`sslmode=...`).
-    fn url(&self, host: &str, extra: &str) -> String {
+    pub(crate) fn url(&self, host: &str, extra: &str) -> String {
         format!(
             "host={host} hostaddr=127.0.0.1 port={} user=postgres dbname=postgres \
              connect_timeout=5 {extra}",
@@ -46,7 +46,7 @@ impl TlsServer {
     }
 
     /// TLS settings that trust this test's CA only.
-    fn trusting(&self) -> PostgresTls {
+    pub(crate) fn trusting(&self) -> PostgresTls {
         trusting(&self.ca)
     }
 }
@@ -172,7 +172,7 @@ async fn refresh_store_connects_over_tls() {
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
 }
 
-/// The behavioural suite's core over a TLS store: the same four-check life of a session on many
+/// Many TLS connections at once: the same four-check life of a session on many
 /// keys at once, from several tasks sharing the pool (each connection a TLS session of its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_checks_over_tls() {
