@@ -23,8 +23,8 @@ use super::{StoreError, StoreErrorKind};
 /// certificate's IP addresses): libpq's `sslmode=verify-full`, always. There is no setting that
 /// skips the check, and no client certificate.
 ///
-/// By default the roots are the system's (the `/etc/ssl/certs` bundle on Debian, read once per
-/// `connect_with_tls`). Managed databases often sign with their own CA, which is not there
+/// By default the roots are the system's (the `/etc/ssl/certs` bundle on Debian, read once when
+/// a store connects). Managed databases often sign with their own CA, which is not there
 /// (Amazon RDS and Aurora, Google Cloud SQL): give its bundle with
 /// [`add_root_certificates_pem`](Self::add_root_certificates_pem), and trust only it with
 /// [`without_system_roots`](Self::without_system_roots).
