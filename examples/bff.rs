@@ -16,7 +16,8 @@
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in any of these and in `REDIRECT_URL`, on loopback hosts only |
 //! | `REDIRECT_URL` | `http://{LISTEN_ADDR}/auth/callback` on loopback | the callback URL registered with the app client |
-//! | `SESSION_STORE` | `memory` | `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`): server sessions and the API's session window |
+//! | `SESSION_STORE` | `memory` | `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says, `?sslmode=require` verified against the system's roots): server sessions and the API's session window |
+//! | `SESSION_STORE_CA_FILE` | none | a PEM file of CA certificates trusted for TLS to a `postgres://` `SESSION_STORE`, besides the system's roots; with it, `sslmode=prefer` or none also uses TLS when the server offers it |
 //! | `SESSION_KEY` | (required, but random for `memory`) | the AES-256-GCM key sealing stored tokens: standard base64 of 32 bytes (`openssl rand -base64 32`) |
 //! | `SESSION_KEY_ID` | `k1` | the key's id, stored with each sealed value (rotate by changing both) |
 //! | `BFF_REFRESH_MARGIN_SECS` | `60` (`5` with `LOCAL_COGNITO=1`) | refresh when the access token expires within this |
@@ -293,12 +294,19 @@ async fn postgres_stores(
 ) -> Result<(Arc<dyn RefreshStore>, Arc<dyn SessionStore>), StartError> {
     use tower_cognito::refresh::PostgresRefreshStore;
     use tower_cognito::session::PostgresStore;
-    let sessions = PostgresRefreshStore::connect(url)
-        .await
-        .map_err(|e| store_error(url, e))?;
-    let window = PostgresStore::connect(url)
-        .await
-        .map_err(|e| store_error(url, e))?;
+    let tls = common::postgres_tls()?;
+    let (sessions, window) = match &tls {
+        Some(tls) => (
+            PostgresRefreshStore::connect_with_tls(url, tls).await,
+            PostgresStore::connect_with_tls(url, tls).await,
+        ),
+        None => (
+            PostgresRefreshStore::connect(url).await,
+            PostgresStore::connect(url).await,
+        ),
+    };
+    let sessions = sessions.map_err(|e| store_error(url, e))?;
+    let window = window.map_err(|e| store_error(url, e))?;
     for created in [sessions.create_schema().await, window.create_schema().await] {
         created.map_err(|e| {
             StartError::failed("SESSION_STORE", format!("cannot create the tables: {e}"))

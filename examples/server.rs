@@ -11,7 +11,8 @@
 //! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local); `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators; `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
-//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`) |
+//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says: `?sslmode=require` is TLS with the certificate and host name verified against the system's roots) |
+//! | `SESSION_STORE_CA_FILE` | none | a PEM file of CA certificates trusted for TLS to a `postgres://` `SESSION_STORE`, besides the system's roots (such as Amazon RDS's bundle); with it, `sslmode=prefer` or none also uses TLS when the server offers it |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -38,6 +39,10 @@
 //!
 //! # A shared session window across servers:
 //! SESSION_STORE=redis://127.0.0.1:6379 ... cargo run --example server --features redis
+//!
+//! # PostgreSQL over TLS, trusting the database's own CA:
+//! SESSION_STORE='postgres://app@db.internal/app?sslmode=require' \
+//!     SESSION_STORE_CA_FILE=/etc/ssl/db-ca.pem ... cargo run --example server --features postgres
 //! ```
 
 use std::net::SocketAddr;
@@ -277,7 +282,11 @@ async fn postgres_store(url: &str) -> Result<Arc<dyn SessionStore>, StartError> 
     use tower_cognito::session::{PostgresStore, StoreErrorKind};
     use tower_cognito::{Clock, SystemClock};
 
-    let store = match PostgresStore::connect(url).await {
+    let connected = match common::postgres_tls()? {
+        Some(tls) => PostgresStore::connect_with_tls(url, &tls).await,
+        None => PostgresStore::connect(url).await,
+    };
+    let store = match connected {
         Ok(store) => store,
         Err(e) if e.kind() == StoreErrorKind::InvalidInput => {
             return Err(StartError::invalid(

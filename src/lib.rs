@@ -152,7 +152,8 @@
 //! | --- | --- | --- |
 //! | `axum` | yes | the [`Verified`] and `Option<Verified>` extractors |
 //! | `redis` | no | `session::RedisStore` |
-//! | `postgres` | no | `session::PostgresStore` |
+//! | `postgres` | no | `session::PostgresStore` (and `refresh::PostgresRefreshStore` with `refresh`), TLS through rustls (`session::PostgresTls`) |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unreachable_pub)]

@@ -46,6 +46,7 @@
 //!
 //! Secrets (tokens, client secrets) are held in [`Secret`], which never shows itself in
 //! `Debug` and is zeroed on drop; no error or log line carries one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unreachable_pub)]

@@ -104,6 +104,17 @@ impl StoreSetting {
     /// `postgres://` URL; `default` when unset.
     pub fn from_env(default: &str, allow_none: bool) -> Result<Self, StartError> {
         let value = var("SESSION_STORE")?.unwrap_or_else(|| default.to_owned());
+        let setting = Self::parse(value, allow_none)?;
+        if var(CA_FILE)?.is_some() && !matches!(setting, Self::Postgres(_)) {
+            return Err(StartError::invalid(
+                CA_FILE,
+                "applies to a postgres:// SESSION_STORE only",
+            ));
+        }
+        Ok(setting)
+    }
+
+    fn parse(value: String, allow_none: bool) -> Result<Self, StartError> {
         Ok(match value.as_str() {
             "none" if allow_none => Self::None,
             "memory" => Self::Memory,
@@ -130,6 +141,25 @@ impl StoreSetting {
             Self::Postgres(_) => "postgres",
         }
     }
+}
+
+/// The variable naming a PEM file of CA certificates for TLS to a PostgreSQL `SESSION_STORE`.
+pub const CA_FILE: &str = "SESSION_STORE_CA_FILE";
+
+/// `SESSION_STORE_CA_FILE`, read: the TLS settings for a PostgreSQL `SESSION_STORE`, trusting
+/// the file's certificates besides the system's roots; `None` when unset (then the URL's
+/// `sslmode=require` uses the system's roots only, see `PostgresTls`).
+#[cfg(feature = "postgres")]
+pub fn postgres_tls() -> Result<Option<tower_cognito::session::PostgresTls>, StartError> {
+    let Some(path) = var(CA_FILE)? else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|e| StartError::invalid(CA_FILE, format!("cannot read {path:?}: {e}")))?;
+    tower_cognito::session::PostgresTls::new()
+        .add_root_certificates_pem(&pem)
+        .map(Some)
+        .map_err(|e| StartError::invalid(CA_FILE, format!("{path:?}: {e}")))
 }
 
 /// An http(s) URL setting: `https`, or `http` on loopback when `allow_http`.

@@ -52,9 +52,10 @@ use deadpool_postgres::{Object, Pool};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
 use crate::session::postgres::{
-    connect_pool, corrupt, delete_expired, quoted_table, run_schema, unavailable,
+    check_pool, connect_pool, corrupt, delete_expired, quoted_table, run_schema, unavailable,
+    ADOPTED_TARGET,
 };
-use crate::session::{StoreError, StoreErrorKind, StoreFuture};
+use crate::session::{PostgresTls, StoreError, StoreErrorKind, StoreFuture};
 
 /// The table used unless [`PostgresRefreshStore::with_table`] names another.
 const DEFAULT_TABLE: &str = "tower_cognito_bff_sessions";
@@ -244,19 +245,56 @@ impl PostgresRefreshStore {
     /// connection string, as understood by tokio-postgres), using the table
     /// `tower_cognito_bff_sessions`.
     ///
-    /// Connections are made without TLS, through a pool; one connection is opened right away to
-    /// check that the server answers. A malformed `url` is an error of kind
-    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached (or
-    /// refuses the login) one of kind [`Unavailable`](StoreErrorKind::Unavailable). Unless the
-    /// connection string sets `connect_timeout`, connecting gives up after 10 seconds.
+    /// TLS as `url`'s `sslmode` says, with the system's trusted roots: `sslmode=require` is TLS
+    /// with the certificate and host name verified, `disable`, `prefer` or none is plaintext
+    /// (see [`PostgresTls`] for the table, and [`connect_with_tls`](Self::connect_with_tls) to
+    /// trust another CA). Connections go through a pool; one is opened right away to check
+    /// that the server answers. A malformed `url` is an error of kind
+    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached, fails
+    /// the TLS check or refuses the login one of kind
+    /// [`Unavailable`](StoreErrorKind::Unavailable). Unless the connection string sets
+    /// `connect_timeout`, connecting gives up after 10 seconds. Neither the error nor `Debug`
+    /// ever shows the password.
     pub async fn connect(url: &str) -> Result<PostgresRefreshStore, StoreError> {
-        let (pool, target) = connect_pool(url)?;
+        Self::connect_to(url, None).await
+    }
+
+    /// [`connect`](Self::connect), with TLS settings: TLS with `tls`'s roots when `url` says
+    /// `sslmode=require`, and also with `prefer` or no `sslmode` when the server offers TLS;
+    /// plaintext only with `sslmode=disable`, or `prefer` against a server without TLS. The
+    /// certificate and host name are always verified. See [`PostgresTls`].
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: &PostgresTls,
+    ) -> Result<PostgresRefreshStore, StoreError> {
+        Self::connect_to(url, Some(tls)).await
+    }
+
+    async fn connect_to(
+        url: &str,
+        tls: Option<&PostgresTls>,
+    ) -> Result<PostgresRefreshStore, StoreError> {
+        let (pool, target) = connect_pool(url, tls)?;
+        Self::on_pool(pool, target).await
+    }
+
+    /// Uses a pool the application already has, using the table `tower_cognito_bff_sessions`;
+    /// one connection is checked out right away (an error of kind
+    /// [`Unavailable`](StoreErrorKind::Unavailable) when the server does not answer).
+    /// deadpool-postgres is a public dependency here, as in
+    /// [`PostgresStore::from_pool`](crate::session::PostgresStore::from_pool), which says why
+    /// and what the pool should be like.
+    pub async fn from_pool(pool: Pool) -> Result<PostgresRefreshStore, StoreError> {
+        Self::on_pool(pool, Arc::from(ADOPTED_TARGET)).await
+    }
+
+    async fn on_pool(pool: Pool, target: Arc<str>) -> Result<PostgresRefreshStore, StoreError> {
         let store = Self {
             pool,
             sql: Arc::new(Statements::new(DEFAULT_TABLE)?),
             target,
         };
-        drop(store.client().await?);
+        check_pool(&store.pool).await?;
         Ok(store)
     }
 

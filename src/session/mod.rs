@@ -51,6 +51,8 @@ mod window;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_tls;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
@@ -62,12 +64,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breaker::{BreakerSettings, DEFAULT_BREAKER};
+/// The deadpool-postgres this crate uses (and through it, `deadpool_postgres::tokio_postgres`),
+/// for [`PostgresStore::from_pool`] and `PostgresRefreshStore::from_pool`: the one place where
+/// its types are part of this crate's API (see `from_pool` for why).
+#[cfg(feature = "postgres")]
+pub use deadpool_postgres;
 pub(crate) use gate::SessionGate;
 use key::KeyFn;
 pub use key::SessionKeyParts;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "postgres")]
+pub use postgres_tls::PostgresTls;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use window::{SessionEntry, MAX_WINDOW};

@@ -26,7 +26,6 @@
 //! check to its own result gives the same verdict (see `verdict_of`).
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use deadpool_postgres::tokio_postgres::types::Type;
 use deadpool_postgres::tokio_postgres::{Config as PgConfig, NoTls, Row};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 
+use super::postgres_tls::{parse_config, PostgresTls, Transport};
 use super::{
     check_limits, SessionEntry, SessionStore, SessionVerdict, StoreError, StoreErrorKind,
     StoreFuture, WindowLimits, MAX_WINDOW,
@@ -128,7 +128,8 @@ const CLEANUP_TYPES: &[Type] = &[Type::INT8];
 /// across restarts.
 ///
 /// Each check is one atomic `INSERT ... ON CONFLICT DO UPDATE` statement on the session's row,
-/// run through a connection pool (deadpool-postgres, without TLS). Create the table once with
+/// run through a connection pool (deadpool-postgres; TLS with rustls when the connection string
+/// asks for it, see [`PostgresTls`]). Create the table once with
 /// [`create_schema`](Self::create_schema) (or with your migrations, using the SQL shown there),
 /// and remove expired rows now and then with [`cleanup_expired`](Self::cleanup_expired):
 /// expired rows are ignored, but PostgreSQL does not delete them by itself.
@@ -231,19 +232,88 @@ impl PostgresStore {
     /// connection string, as understood by tokio-postgres), using the table
     /// `tower_cognito_sessions`.
     ///
-    /// Connections are made without TLS, through a pool; one connection is opened right away to
-    /// check that the server answers. A malformed `url` is an error of kind
-    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached (or
-    /// refuses the login) one of kind [`Unavailable`](StoreErrorKind::Unavailable). Unless the
-    /// connection string sets `connect_timeout`, connecting gives up after 10 seconds.
+    /// TLS as `url`'s `sslmode` says, with the system's trusted roots: `sslmode=require` is TLS
+    /// with the certificate and host name verified, `disable`, `prefer` or none is plaintext
+    /// (see [`PostgresTls`] for the table, and [`connect_with_tls`](Self::connect_with_tls) to
+    /// trust another CA). Connections go through a pool; one is opened right away to check
+    /// that the server answers. A malformed `url` is an error of kind
+    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached, fails
+    /// the TLS check or refuses the login one of kind
+    /// [`Unavailable`](StoreErrorKind::Unavailable). Unless the connection string sets
+    /// `connect_timeout`, connecting gives up after 10 seconds. Neither the error nor `Debug`
+    /// ever shows the password.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let (pool, target) = connect_pool(url)?;
+        Self::connect_to(url, None).await
+    }
+
+    /// [`connect`](Self::connect), with TLS settings: TLS with `tls`'s roots when `url` says
+    /// `sslmode=require`, and also with `prefer` or no `sslmode` when the server offers TLS;
+    /// plaintext only with `sslmode=disable`, or `prefer` against a server without TLS. The
+    /// certificate and host name are always verified. See [`PostgresTls`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_cognito::session::{PostgresStore, PostgresTls};
+    ///
+    /// let tls = PostgresTls::new().add_root_certificates_pem(&std::fs::read("/etc/db-ca.pem")?)?;
+    /// let store =
+    ///     PostgresStore::connect_with_tls("postgres://app@db.internal/app?sslmode=require", &tls)
+    ///         .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: &PostgresTls,
+    ) -> Result<PostgresStore, StoreError> {
+        Self::connect_to(url, Some(tls)).await
+    }
+
+    async fn connect_to(url: &str, tls: Option<&PostgresTls>) -> Result<PostgresStore, StoreError> {
+        let (pool, target) = connect_pool(url, tls)?;
+        Self::on_pool(pool, target).await
+    }
+
+    /// Uses a pool the application already has (shared with its own queries, built with its own
+    /// TLS connector, or with a connect function that fetches a fresh password each time, as
+    /// Amazon RDS IAM authentication needs), using the table `tower_cognito_sessions`. One
+    /// connection is checked out right away to check that the server answers: an error of kind
+    /// [`Unavailable`](StoreErrorKind::Unavailable) otherwise.
+    ///
+    /// **deadpool-postgres is a public dependency here**, and only here: the pool is what
+    /// applications already hold, and a wrapper of ours would have to mirror its builder and
+    /// connect hooks. A deadpool-postgres release that breaks its API (0.15) will therefore be
+    /// a breaking release of this crate, said in the changelog. Name the version this crate uses
+    /// through the re-export [`deadpool_postgres`](crate::session::deadpool_postgres) (with
+    /// tokio-postgres as `deadpool_postgres::tokio_postgres`). `connect` and `connect_with_tls`
+    /// expose neither crate.
+    ///
+    /// Give the pool create and wait timeouts: without them a request waits for a connection
+    /// until the session configuration's store timeout answers 503. Statements are prepared
+    /// once per connection and cached on it; any recycling method works.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_cognito::session::deadpool_postgres::{tokio_postgres, Manager, Pool};
+    /// use tower_cognito::session::PostgresStore;
+    ///
+    /// let mut config = tokio_postgres::Config::new();
+    /// config.host("db.internal").user("app").dbname("app").password("from the vault");
+    /// let manager = Manager::new(config, tokio_postgres::NoTls);
+    /// let pool = Pool::builder(manager).max_size(16).build()?;
+    /// let store = PostgresStore::from_pool(pool.clone()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_pool(pool: Pool) -> Result<PostgresStore, StoreError> {
+        Self::on_pool(pool, Arc::from(ADOPTED_TARGET)).await
+    }
+
+    async fn on_pool(pool: Pool, target: Arc<str>) -> Result<PostgresStore, StoreError> {
         let store = Self {
             pool,
             sql: Arc::new(Statements::new(DEFAULT_TABLE)?),
             target,
         };
-        drop(store.client().await?);
+        check_pool(&store.pool).await?;
         Ok(store)
     }
 
@@ -375,6 +445,15 @@ impl SessionStore for PostgresStore {
         Box::pin(self.revoke_key(key, now, limits))
     }
 
+    /// `SELECT 1` on a pooled connection: the server answers, and a connection can be had.
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
     fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
         Box::pin(self.read(key, now))
     }
@@ -393,23 +472,27 @@ impl fmt::Debug for PostgresStore {
 }
 
 /// A pool of connections to `url` (a `postgres://` URL or a `key=value` string; an error of
-/// kind `InvalidInput` otherwise), without TLS, with a 10 s connect timeout unless the string
-/// sets one, and `user@host:port/dbname` for `Debug` (never the password). Connects to nothing
+/// kind `InvalidInput` otherwise), with TLS as `url`'s `sslmode` and `tls` say (see
+/// [`PostgresTls`]), a 10 s connect timeout unless the string sets one, and
+/// `user@host:port/dbname (transport)` for `Debug` (never the password). Connects to nothing
 /// yet. Shared by every PostgreSQL-backed store of the crate.
-pub(crate) fn connect_pool(url: &str) -> Result<(Pool, Arc<str>), StoreError> {
-    let mut config =
-        PgConfig::from_str(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
+pub(crate) fn connect_pool(
+    url: &str,
+    tls: Option<&PostgresTls>,
+) -> Result<(Pool, Arc<str>), StoreError> {
+    let mut config = parse_config(url)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(POOL_TIMEOUT);
     }
-    let target = describe(&config);
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let transport = Transport::choose(&config, tls)?;
+    let target = format!("{} ({})", describe(&config), transport.describe(&config));
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match transport {
+        Transport::Plain => Manager::from_config(config, NoTls, manager_config),
+        Transport::Tls(connector) => Manager::from_config(config, connector, manager_config),
+    };
     let pool = Pool::builder(manager)
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(POOL_TIMEOUT))
@@ -418,6 +501,17 @@ pub(crate) fn connect_pool(url: &str) -> Result<(Pool, Arc<str>), StoreError> {
         .build()
         .map_err(unavailable)?;
     Ok((pool, Arc::from(target)))
+}
+
+/// What `Debug` shows of a pool the application made: its size, not where it connects (deadpool
+/// does not say).
+pub(crate) const ADOPTED_TARGET: &str = "(a pool given to from_pool)";
+
+/// Checks out one connection of `pool`, to see that the server answers (and accepts the TLS
+/// handshake and the login).
+pub(crate) async fn check_pool(pool: &Pool) -> Result<(), StoreError> {
+    drop(pool.get().await.map_err(unavailable)?);
+    Ok(())
 }
 
 /// Runs a store's schema SQL in one transaction (rolled back on error, so the connection stays
@@ -480,11 +574,56 @@ fn describe(config: &PgConfig) -> String {
 }
 
 pub(crate) fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::new(StoreErrorKind::Unavailable, e)
+    StoreError::new(StoreErrorKind::Unavailable, Detailed::new(e.into()))
 }
 
 pub(crate) fn corrupt(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, e)
+    StoreError::new(StoreErrorKind::Corrupt, Detailed::new(e.into()))
+}
+
+/// An error whose message carries its whole chain of causes. tokio-postgres' own messages say
+/// only `db error` or `error performing TLS handshake` and keep the reason (the server's
+/// message, such as `no pg_hba.conf entry ... no encryption`, or the certificate check's
+/// `invalid peer certificate: UnknownIssuer`) in their source, which a log line of the store
+/// error would not show. The original error stays the source, for downcasting.
+struct Detailed {
+    message: String,
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Detailed {
+    fn new(error: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            // deadpool's messages already include their inner error's.
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = e.source();
+        }
+        Self { message, error }
+    }
+}
+
+impl fmt::Display for Detailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Detailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Detailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.error)
+    }
 }
 
 /// Reads `iats, revoked, expires_at`, refusing what this crate never writes: NULL or

@@ -27,6 +27,7 @@ mod m2m;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod pools;
+mod postgres_connect;
 mod postgres_store;
 mod readiness;
 mod redis_store;

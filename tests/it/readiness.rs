@@ -102,3 +102,25 @@ async fn ready_once_every_pool_has_keys_and_the_store_answers() {
     store.hung.store(false, Ordering::SeqCst);
     assert_eq!(verifier.ready().await, Ok(()));
 }
+
+/// PostgreSQL's ping is `SELECT 1`: it answers against the shared server, and fails once no
+/// connection can be had (a server on a port nobody listens on).
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_pings_with_select_1() {
+    use crate::support::stores;
+    let table = stores::unique_postgres_table("ping");
+    let store = stores::postgres_store(&table).await;
+    store.ping().await.expect("the shared server answers");
+
+    let port = stores::spare_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test?connect_timeout=1");
+    match tower_cognito::session::PostgresStore::connect(&url).await {
+        // The pool may connect lazily: then the ping is what finds the server missing.
+        Ok(store) => assert_eq!(
+            store.ping().await.unwrap_err().kind(),
+            StoreErrorKind::Unavailable
+        ),
+        Err(error) => assert_eq!(error.kind(), StoreErrorKind::Unavailable),
+    }
+}

@@ -704,11 +704,11 @@ macro_rules! suite {
     };
 }
 
-macro_rules! all_checks {
-    ($backend:ident, $open:path) => {
-        suite!(
-            $backend,
-            $open,
+/// Calls `$callback!(args..., [every check])`: the one list of the suite's checks.
+macro_rules! with_every_check {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback!(
+            $($args)*,
             [
                 fresh_key_is_absent_then_accepted,
                 current_and_previous,
@@ -730,6 +730,12 @@ macro_rules! all_checks {
                 concurrent_revoke,
             ]
         );
+    };
+}
+
+macro_rules! all_checks {
+    ($backend:ident, $open:path) => {
+        with_every_check!(suite!($backend, $open));
     };
 }
 
@@ -842,6 +848,31 @@ mod postgres_backend {
     }
 
     all_checks!(postgres, open);
+
+    /// Every check of the suite in one test, in turn, on a PostgreSQL server of the test's own
+    /// that admits TLS connections only (`tests/it/postgres_connect.rs`), each check on a table
+    /// of its own: one server for the whole suite rather than one per check.
+    macro_rules! over_tls {
+        ($name:ident, [$($check:ident),* $(,)?]) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let server = crate::postgres_connect::TlsServer::start().await;
+                let url = server.url("localhost", "sslmode=require");
+                let tls = server.trusting();
+                $(
+                    let store = tower_cognito::session::PostgresStore::connect_with_tls(&url, &tls)
+                        .await
+                        .expect("connect over TLS")
+                        .with_table(&postgres_table(&unique(stringify!($check))))
+                        .expect("table");
+                    store.create_schema().await.expect("create schema over TLS");
+                    checks::$check(Arc::new(store) as Store).await;
+                )*
+            }
+        };
+    }
+
+    with_every_check!(over_tls!(every_check_over_tls));
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn survives_a_restart() {

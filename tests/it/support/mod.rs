@@ -43,6 +43,9 @@ use tower_cognito_testing::{Jwks, LocalCognito, Options, SigningKey};
 
 pub mod model;
 
+#[cfg(feature = "postgres")]
+pub mod certs;
+
 #[cfg(any(feature = "redis", feature = "postgres"))]
 pub mod stores;
 

@@ -9,6 +9,8 @@
 //!   at the end ([`drop_table`]).
 
 #[cfg(feature = "postgres")]
+use super::certs::ServerCert;
+#[cfg(feature = "postgres")]
 use tower_cognito::session::PostgresStore;
 #[cfg(feature = "redis")]
 use tower_cognito::session::RedisStore;
@@ -370,7 +372,18 @@ pub struct OwnPostgres {
 impl OwnPostgres {
     /// Creates the cluster and starts it; panics (after cleaning up) when it cannot.
     pub async fn start() -> OwnPostgres {
-        tokio::task::spawn_blocking(|| {
+        Self::start_with(None).await
+    }
+
+    /// [`start`](Self::start), with TLS only: `ssl = on` with `server`'s certificate and key,
+    /// and a `pg_hba.conf` of one line, `hostssl all all 127.0.0.1/32 trust`, so a plaintext
+    /// connection is refused by the server.
+    pub async fn start_tls(server: ServerCert) -> OwnPostgres {
+        Self::start_with(Some(server)).await
+    }
+
+    async fn start_with(tls: Option<ServerCert>) -> OwnPostgres {
+        tokio::task::spawn_blocking(move || {
             let mut cluster = OwnPostgres {
                 port: 0,
                 root: own_dir("pg"),
@@ -388,6 +401,9 @@ impl OwnPostgres {
                 "{}/initdb -D {data} -A trust -U postgres -E UTF8 --no-sync",
                 cluster.bin.display()
             ));
+            if let Some(server) = tls {
+                cluster.configure_tls(&server);
+            }
             let mut last = String::new();
             for _ in 0..5 {
                 cluster.port = spare_port();
@@ -400,6 +416,38 @@ impl OwnPostgres {
         })
         .await
         .expect("start PostgreSQL")
+    }
+
+    /// Writes the certificate and key into the data directory (owned by the server's user,
+    /// the key `0600`: PostgreSQL refuses a key others can read), turns TLS on and admits only
+    /// `hostssl` connections from 127.0.0.1.
+    fn configure_tls(&self, server: &ServerCert) {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let data = std::path::Path::new(&self.root).join("data");
+        let write = |name: &str, contents: &str, mode: u32| {
+            let path = data.join(name);
+            std::fs::write(&path, contents)
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+            if as_root() {
+                self.run("chown", &["postgres:postgres", &path.display().to_string()]);
+            }
+        };
+        write("server.crt", &server.cert_pem, 0o644);
+        write("server.key", &server.key_pem, 0o600);
+        write("pg_hba.conf", "hostssl all all 127.0.0.1/32 trust\n", 0o600);
+        let conf = data.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut f| {
+                f.write_all(
+                    b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                )
+            })
+            .unwrap_or_else(|e| panic!("append to {}: {e}", conf.display()));
     }
 
     /// A connection string for `PostgresStore::connect` (database `postgres`, user `postgres`).
@@ -449,6 +497,20 @@ impl OwnPostgres {
         })
         .await
         .expect("restart PostgreSQL");
+    }
+
+    /// Stops the server (immediately), puts `server`'s certificate and key in place of the
+    /// current ones, and starts it again on the same port and data directory.
+    pub async fn restart_with_cert(&mut self, server: ServerCert) {
+        self.stop_immediate().await;
+        let this = std::mem::replace(self, OwnPostgres::placeholder());
+        *self = tokio::task::spawn_blocking(move || {
+            this.configure_tls(&server);
+            this
+        })
+        .await
+        .expect("replace the certificate");
+        self.start_again().await;
     }
 
     /// An empty value to stand in while the real one is moved into a blocking task: owns no
