@@ -185,7 +185,10 @@ pub use config::{
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::{MissingAuthLayer, VerifiedRejection};
-pub use http::{CognitoAuth, CognitoAuthLayer, DefaultRejection, OnRejection, ResponseFuture};
+pub use http::{
+    CognitoAuth, CognitoAuthLayer, CsrfRule, DefaultRejection, GrpcAnswers, GrpcCode, OnRejection,
+    ResponseFuture, TokenResolver, TokenSource,
+};
 pub use verify::{Verified, Verifier};
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
