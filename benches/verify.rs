@@ -8,7 +8,8 @@
 //!    (issue 13: the cost does not grow with the number of pools; 2 vs 1 is the price of reading
 //!    `iss` before the key, 20 vs 2 must be ~1.0).
 //! 2. `router`: a repeat token (cache hit) through the layer in an axum 0.8 router, driven with
-//!    `oneshot` on a clone per request, vs the same router with no auth (target: at most +1 us).
+//!    `oneshot` on a clone per request, vs the same router with no auth (target: at most +1 us);
+//!    the same hit with the token in a cookie (`TokenSource::bearer_or_cookie`) beside it.
 //! 3. `session_memory`: a verify hit with a `MemoryStore` session window vs without (target: at
 //!    most +0.5 us). `session_redis` (with `--features redis` and Redis at `REDIS_URL`, default
 //!    `redis://127.0.0.1:6379`; skipped with a note otherwise): one `check_and_advance` vs one
@@ -42,11 +43,11 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use criterion::Criterion;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderValue, Request, Uri};
 use tower::ServiceExt as _;
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore, WindowLimits};
-use tower_cognito::{AccessClaims, CognitoAuthLayer, Verifier};
+use tower_cognito::{AccessClaims, CognitoAuthLayer, CsrfRule, TokenSource, Verifier};
 use tower_cognito_testing::{Jwks, LocalCognito, Options};
 
 use common::{batch_async, batch_sync, bench, ratio, report, Counted, Target};
@@ -215,12 +216,39 @@ fn bench_router(c: &mut Criterion, token: &str) {
         }
     });
 
+    // The same hit with the token in a cookie (`bearer_or_cookie`: the header is looked at
+    // too), among two other cookies, as a browser sends it.
+    let cookie =
+        HeaderValue::from_str(&format!("theme=dark; access_token={token}; lang=en")).unwrap();
+    let csrf = CsrfRule::require_header(http::HeaderName::from_static("x-csrf")).unwrap();
+    let source = TokenSource::bearer_or_cookie("access_token", csrf).unwrap();
+    let cookie_router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route_layer(CognitoAuthLayer::new(verifier(common::offline_config())).token_source(source))
+        .with_state(());
+    let cookie_request = || {
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = Uri::from_static("/");
+        request.headers_mut().insert(COOKIE, cookie.clone());
+        request
+    };
+    rt.block_on(async {
+        let response = cookie_router
+            .clone()
+            .oneshot(cookie_request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    });
+
     let mut no_auth = batch_async(&rt, || plain.clone().oneshot(request(&auth)));
     let mut hit = batch_async(&rt, || cognito.clone().oneshot(request(&auth)));
+    let mut cookie_hit = batch_async(&rt, || cookie_router.clone().oneshot(cookie_request()));
 
     let mut g = c.benchmark_group("router");
     bench(&mut g, "router", "no_auth", &mut no_auth);
     bench(&mut g, "router", "cognito_hit", &mut hit);
+    bench(&mut g, "router", "cognito_hit_cookie", &mut cookie_hit);
     g.finish();
 
     ratio(
@@ -229,6 +257,13 @@ fn bench_router(c: &mut Criterion, token: &str) {
         "router/no_auth",
         &mut no_auth,
         Target::DiffAtMostNs(1000.0),
+    );
+    ratio(
+        "router/cognito_hit_cookie",
+        &mut cookie_hit,
+        "router/cognito_hit",
+        &mut hit,
+        Target::None,
     );
 }
 

@@ -15,6 +15,9 @@ use http::StatusCode;
 /// | [`InsufficientScope`](Self::InsufficientScope) | 403 | `insufficient_scope` |
 /// | [`KeysUnavailable`](Self::KeysUnavailable), [`StoreUnavailable`](Self::StoreUnavailable) | 503 | no challenge: our outage is not the client's fault |
 ///
+/// To a gRPC request the layer answers with a gRPC status instead ([`grpc_code`](Self::grpc_code):
+/// 16 for 401 and 400, 7 for 403, 14 for 503).
+///
 /// The `error_description` strings are fixed: nothing from the token is ever echoed into a header.
 /// Details go to `tracing` events instead.
 ///
@@ -25,9 +28,10 @@ use http::StatusCode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// No `Authorization: Bearer` credentials.
+    /// No token: no `Authorization: Bearer` credentials (or none from the layer's
+    /// [`TokenSource`](crate::TokenSource)).
     MissingToken,
-    /// The `Authorization` header is malformed.
+    /// The credentials are malformed, sent twice, or (a cookie token) fail the CSRF rule.
     InvalidRequest(InvalidRequest),
     /// The token is not a valid token for this API.
     InvalidToken(InvalidToken),
@@ -44,7 +48,7 @@ pub enum AuthError {
     StoreUnavailable,
 }
 
-/// Why the `Authorization` header is malformed (400 `invalid_request`).
+/// Why the request's credentials are malformed (400 `invalid_request`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidRequest {
@@ -52,6 +56,9 @@ pub enum InvalidRequest {
     MultipleCredentials,
     /// The Bearer credentials are not one well-formed token.
     MalformedCredentials,
+    /// A token cookie on a request of an unsafe method that fails the source's
+    /// [`CsrfRule`](crate::CsrfRule): no required CSRF header, or no allowed `Origin`.
+    CrossSiteRequest,
 }
 
 /// Why a token was refused (401 `invalid_token`).
@@ -193,6 +200,9 @@ impl AuthError {
             Self::InvalidRequest(InvalidRequest::MalformedCredentials) => {
                 "The bearer credentials are malformed"
             }
+            Self::InvalidRequest(InvalidRequest::CrossSiteRequest) => {
+                "The cookie credentials lack the CSRF header or an allowed Origin"
+            }
             Self::InvalidToken(reason) => reason.description(),
             Self::InsufficientScope {
                 reason: Forbidden::MissingScope,
@@ -217,6 +227,7 @@ impl AuthError {
             Self::MissingToken => "missing_token",
             Self::InvalidRequest(InvalidRequest::MultipleCredentials) => "multiple_credentials",
             Self::InvalidRequest(InvalidRequest::MalformedCredentials) => "malformed_credentials",
+            Self::InvalidRequest(InvalidRequest::CrossSiteRequest) => "cross_site_request",
             Self::InvalidToken(reason) => reason.as_str(),
             Self::InsufficientScope {
                 reason: Forbidden::MissingScope,

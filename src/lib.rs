@@ -136,7 +136,12 @@
 //!   leeway (5 s by default). Keep NTP running; do not widen the leeway to paper over drift.
 //! - **Proxies that strip `Authorization`.** Some load balancers and CDNs drop or rewrite the
 //!   header; requests then arrive with no token and get a bare 401 challenge. Tokens are read
-//!   from the `Authorization` header only, never from a query string (it ends up in logs).
+//!   from the `Authorization` header by default, or from a cookie or your own resolver
+//!   ([`TokenSource`]; a cookie needs a [`CsrfRule`]), never from a query string (it ends up in
+//!   logs).
+//! - **gRPC.** In front of a tonic service, refusals of gRPC requests are Trailers-Only answers
+//!   (`grpc-status` 16, 7 or 14 with the RFC 6750 text in `grpc-message`), chosen from the
+//!   request's `content-type` by default ([`GrpcAnswers`]).
 //! - **`route_layer`, not `layer`.** With axum's `Router::layer`, unknown paths become 401
 //!   instead of 404; `route_layer` runs the layer only for matched routes.
 //! - **The layer must be in front.** A handler that asks for [`Verified`] on a route with no
@@ -187,7 +192,10 @@ pub use config::{
 pub use error::{AuthError, Forbidden, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::{MissingAuthLayer, VerifiedRejection};
-pub use http::{CognitoAuth, CognitoAuthLayer, DefaultRejection, OnRejection, ResponseFuture};
+pub use http::{
+    CognitoAuth, CognitoAuthLayer, CsrfRule, DefaultRejection, GrpcAnswers, GrpcCode, OnRejection,
+    ResponseFuture, TokenResolver, TokenSource,
+};
 pub use verify::{Verified, Verifier};
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.

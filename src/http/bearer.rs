@@ -41,6 +41,12 @@ pub(crate) fn find_token(headers: &HeaderMap) -> Result<Option<Found<'_>>, AuthE
     }))
 }
 
+/// The token `find_token` found at `offset`, read again from the request that the verifying
+/// future owns.
+pub(crate) fn token_at(headers: &HeaderMap, offset: usize) -> Option<&[u8]> {
+    headers.get(AUTHORIZATION)?.as_bytes().get(offset..)
+}
+
 /// Where the token starts in a header value of the Bearer scheme.
 fn locate(value: &[u8]) -> Result<Option<usize>, AuthError> {
     const SCHEME: &[u8] = b"bearer";

@@ -47,13 +47,10 @@ where
     }
 }
 
-/// The full rejection: log it, build the response, add the challenge and the typed error.
-pub(crate) fn reject<B, R: OnRejection<B>>(
-    error: AuthError,
-    realm: &str,
-    on_rejection: &R,
-) -> Response<B> {
-    crate::metrics::refused(&error);
+/// Every refusal is logged (a warning for our outages (503), a debug event otherwise) and
+/// counted (feature `metrics`).
+pub(crate) fn log_refusal(error: &AuthError) {
+    crate::metrics::refused(error);
     let status = error.status().as_u16();
     if status == 503 {
         tracing::warn!(
@@ -64,6 +61,15 @@ pub(crate) fn reject<B, R: OnRejection<B>>(
     } else {
         tracing::debug!(reason = error.reason(), status, "request refused");
     }
+}
+
+/// The full rejection: log it, build the response, add the challenge and the typed error.
+pub(crate) fn reject<B, R: OnRejection<B>>(
+    error: AuthError,
+    realm: &str,
+    on_rejection: &R,
+) -> Response<B> {
+    log_refusal(&error);
     let mut response = on_rejection.on_rejection(&error);
     if !response.headers().contains_key(WWW_AUTHENTICATE) {
         if let Some(challenge) = error.www_authenticate(realm) {

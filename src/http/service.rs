@@ -5,26 +5,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use http::header::{HeaderMap, AUTHORIZATION};
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use super::bearer::{check_token, find_token};
 use super::future::ResponseFuture;
-use super::layer::CognitoAuthLayer;
+use super::grpc::reject_grpc;
+use super::layer::{CognitoAuthLayer, Options};
 use super::rejection::{reject, DefaultRejection, OnRejection};
+use super::source::{is_bearer, locate, resolve_custom, Place};
 use crate::claims::AccessClaims;
 use crate::error::AuthError;
 use crate::verify::{Lookup, Verifier};
-
-/// The token `find_token` found at `offset`, read again from the request that the verifying
-/// future owns, as text; `None` when it is not UTF-8 (and so, as [`check_token`] finds, no
-/// `b64token`).
-fn token_at(headers: &HeaderMap, offset: usize) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes().get(offset..)?;
-    simdutf8::basic::from_utf8(value).ok()
-}
 
 /// Marks a request let through without a token in optional mode, so the extractors can tell
 /// "anonymous" from "the layer is missing": the `Option` extractor answers `None`, the required
@@ -40,7 +33,7 @@ pub(crate) struct Anonymous {
 pub struct CognitoAuth<S, C = AccessClaims, R = DefaultRejection> {
     inner: S,
     verifier: Verifier<C>,
-    optional: bool,
+    options: Options,
     on_rejection: R,
 }
 
@@ -50,18 +43,18 @@ impl<S: Clone, C, R: Clone> Clone for CognitoAuth<S, C, R> {
         Self {
             inner: self.inner.clone(),
             verifier: self.verifier.clone(),
-            optional: self.optional,
+            options: self.options.clone(),
             on_rejection: self.on_rejection.clone(),
         }
     }
 }
 
 impl<S, C, R> CognitoAuth<S, C, R> {
-    pub(crate) fn new(inner: S, verifier: Verifier<C>, optional: bool, on_rejection: R) -> Self {
+    pub(crate) fn new(inner: S, verifier: Verifier<C>, options: Options, on_rejection: R) -> Self {
         Self {
             inner,
             verifier,
-            optional,
+            options,
             on_rejection,
         }
     }
@@ -108,10 +101,28 @@ impl<C> CognitoAuth<(), C> {
     }
 }
 
+/// The answer to a refused request: the gRPC way when the layer's [`GrpcAnswers`] say so for
+/// this request, else `on_rejection`'s with the challenge.
+///
+/// [`GrpcAnswers`]: super::grpc::GrpcAnswers
+fn refuse<B: Default, R: OnRejection<B>>(
+    error: AuthError,
+    realm: &str,
+    grpc: bool,
+    on_rejection: &R,
+) -> Response<B> {
+    if grpc {
+        reject_grpc(error, realm)
+    } else {
+        reject(error, realm, on_rejection)
+    }
+}
+
 impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for CognitoAuth<S, C, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: Send + 'static,
+    ResBody: Default,
     C: DeserializeOwned + Send + Sync + 'static,
     R: OnRejection<ResBody>,
 {
@@ -124,10 +135,22 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let source = &self.options.source;
+        // The Bearer header, the default, is read on the fast path; a custom resolver runs
+        // first (it needs the request's head), and its token is kept beside the request.
+        let mut resolved = None;
+        let found = if is_bearer(source) {
+            find_token(request.headers())
+                .map(|found| found.map(|f| (Place::Header(f.offset), f.token)))
+        } else {
+            resolved = resolve_custom(source, &mut request);
+            locate(source, request.method(), request.headers(), &resolved)
+        };
         let realm = self.verifier.realm();
-        let found = match find_token(request.headers()) {
+        let grpc = self.options.grpc;
+        let found = match found {
             Ok(Some(found)) => found,
-            Ok(None) if self.optional => {
+            Ok(None) if self.options.optional => {
                 crate::metrics::anonymous();
                 request.extensions_mut().insert(Anonymous {
                     realm: realm.clone(),
@@ -135,17 +158,19 @@ where
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Ok(None) => {
-                let response = reject(AuthError::MissingToken, realm, &self.on_rejection);
-                return ResponseFuture::rejected(response);
+                let grpc = grpc.applies(request.headers());
+                let error = AuthError::MissingToken;
+                return ResponseFuture::rejected(refuse(error, realm, grpc, &self.on_rejection));
             }
             Err(error) => {
-                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+                let grpc = grpc.applies(request.headers());
+                return ResponseFuture::rejected(refuse(error, realm, grpc, &self.on_rejection));
             }
         };
-        let offset = found.offset;
+        let (place, token) = found;
         // Asked once, by bytes: a token verified before needs no UTF-8 check. The token must be
         // one `b64token` (else 400): the verifier checks it when it has to verify the token.
-        let pending = match self.verifier.lookup(found.token, check_token) {
+        let pending = match self.verifier.lookup(token, check_token) {
             // The whole answer: no `await`, no boxed future.
             Lookup::Ready(verified) => {
                 self.verifier.metrics().accepted();
@@ -153,7 +178,8 @@ where
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Lookup::Refused(error) => {
-                return ResponseFuture::rejected(reject(error, realm, &self.on_rejection));
+                let grpc = grpc.applies(request.headers());
+                return ResponseFuture::rejected(refuse(error, realm, grpc, &self.on_rejection));
             }
             Lookup::Pending(pending) => pending,
         };
@@ -163,16 +189,23 @@ where
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let fut = async move {
-            // Borrowed from the request the future owns: no copy of the header.
+            let resolved = match &resolved {
+                Some(Ok(Some(token))) => token.as_slice(),
+                _ => &[],
+            };
+            // Borrowed from the request the future owns: no copy of the token.
             let headers = request.headers();
-            let token = move || token_at(headers, offset).unwrap_or_default();
+            let token = move || place.text(headers, resolved).unwrap_or_default();
             match verifier.finish(pending, token).await {
                 Ok(verified) => {
                     verifier.metrics().accepted();
                     request.extensions_mut().insert(verified);
                     Ok(inner.call(request))
                 }
-                Err(error) => Err(reject(error, verifier.realm(), &on_rejection)),
+                Err(error) => {
+                    let grpc = grpc.applies(request.headers());
+                    Err(refuse(error, verifier.realm(), grpc, &on_rejection))
+                }
             }
         };
         ResponseFuture::verifying(fut.boxed())
