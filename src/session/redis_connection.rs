@@ -30,11 +30,13 @@
 //! it reaches a replica may lose it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{
     Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script,
@@ -134,14 +136,23 @@ impl ReplicaWait {
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Arc<Cluster>),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => {
+                let cluster = c.clone();
+                Box::pin(async move {
+                    let watch = cluster.start();
+                    let mut conn = ClusterConnection::clone(&cluster.conn.load());
+                    let answer = conn.req_packed_command(cmd).await;
+                    watch.answered();
+                    answer
+                })
+            }
         }
     }
 
@@ -153,15 +164,119 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => {
+                let cluster = c.clone();
+                Box::pin(async move {
+                    let watch = cluster.start();
+                    let mut conn = ClusterConnection::clone(&cluster.conn.load());
+                    let answer = conn.req_packed_commands(pipeline, offset, count).await;
+                    watch.answered();
+                    answer
+                })
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(_) => 0,
         }
+    }
+}
+
+/// The cluster client and its current connection, replaced by a fresh one when it stalls.
+///
+/// redis-rs's cluster connection can stop answering altogether (seen here after a slot
+/// migration under load: its slot refresh waits forever for a lock, and every request queues
+/// behind it). A connection that has had requests waiting and answered nothing, not even an
+/// error, for [`STALL`] is taken for stuck: a new one is made from the seeds in the background
+/// (at most once per [`STALL`]), and the requests that come after use it.
+struct Cluster {
+    client: ClusterClient,
+    conn: ArcSwap<ClusterConnection>,
+    started: Instant,
+    /// Requests sent and not yet answered (or given up by their caller).
+    in_flight: AtomicUsize,
+    /// Milliseconds since `started` of the last answer, or of the moment requests began to
+    /// wait after none did.
+    last_answer_ms: AtomicU64,
+    /// Milliseconds since `started` of the last replacement begun.
+    last_rebuild_ms: AtomicU64,
+}
+
+/// How long a cluster connection may leave requests unanswered before it is replaced.
+const STALL: Duration = Duration::from_secs(1);
+
+impl Cluster {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts a request in until the guard drops; replaces a stalled connection first.
+    fn start(self: &Arc<Self>) -> InFlight {
+        let now = self.now_ms();
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.last_answer_ms.store(now, Ordering::Release);
+        } else if now.saturating_sub(self.last_answer_ms.load(Ordering::Acquire))
+            > STALL.as_millis() as u64
+        {
+            self.rebuild(now);
+        }
+        InFlight {
+            cluster: self.clone(),
+        }
+    }
+
+    fn rebuild(self: &Arc<Self>, now: u64) {
+        let last = self.last_rebuild_ms.load(Ordering::Acquire);
+        if (last != 0 && now.saturating_sub(last) < STALL.as_millis() as u64)
+            || self
+                .last_rebuild_ms
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        tracing::warn!("the Redis Cluster connection stopped answering: making a new one");
+        let cluster = self.clone();
+        runtime.spawn(async move {
+            match tokio::time::timeout(RESPONSE_TIMEOUT, cluster.client.get_async_connection()).await
+            {
+                Ok(Ok(conn)) => {
+                    cluster.conn.store(Arc::new(conn));
+                    cluster
+                        .last_answer_ms
+                        .store(cluster.now_ms(), Ordering::Release);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reconnect to the Redis Cluster"),
+                Err(_) => tracing::warn!("cannot reconnect to the Redis Cluster: timed out"),
+            }
+        });
+    }
+}
+
+/// One request of a [`Cluster`] connection, counted out on drop (also when its caller gives up
+/// waiting: that is no answer).
+struct InFlight {
+    cluster: Arc<Cluster>,
+}
+
+impl InFlight {
+    /// The connection answered (a value or an error).
+    fn answered(self) {
+        self.cluster
+            .last_answer_ms
+            .store(self.cluster.now_ms(), Ordering::Release);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.cluster.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -280,9 +395,19 @@ pub(crate) async fn connect(url: &str, scripts: &[&Lua]) -> Result<RedisConnecti
         .set_max_delay(Duration::from_secs(1))
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let (db, addr) = (info.redis_settings().db(), info.addr().to_string());
     let mut conn = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| {
+            if e.to_string().contains("SELECT is not allowed in cluster mode") {
+                StoreError::new(
+                    StoreErrorKind::InvalidInput,
+                    format!("{addr}: a Redis Cluster has database 0 only, not {db}"),
+                )
+            } else {
+                unavailable(e)
+            }
+        })?;
     if cluster_enabled(&mut conn).await? {
         drop(conn);
         return connect_cluster(&[url], scripts).await;
@@ -341,7 +466,14 @@ pub(crate) async fn connect_cluster<S: AsRef<str>>(
             unavailable(e)
         }
     })?;
-    let mut conn = Conn::Cluster(conn);
+    let mut conn = Conn::Cluster(Arc::new(Cluster {
+        client,
+        conn: ArcSwap::from_pointee(conn),
+        started: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_answer_ms: AtomicU64::new(0),
+        last_rebuild_ms: AtomicU64::new(0),
+    }));
     load(&mut conn, scripts).await?;
     Ok(RedisConnection {
         conn,

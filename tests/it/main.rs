@@ -22,6 +22,7 @@ mod jwks_cache;
 mod lifetime;
 mod m2m;
 mod postgres_store;
+mod redis_cluster;
 mod redis_store;
 #[cfg(feature = "refresh")]
 mod refresh_store;

@@ -41,6 +41,7 @@ struct Node {
 pub struct OwnCluster {
     dir: PathBuf,
     nodes: Vec<Node>,
+    node_timeout_ms: u64,
 }
 
 impl OwnCluster {
@@ -56,6 +57,7 @@ impl OwnCluster {
             let mut cluster = OwnCluster {
                 dir: own_dir(),
                 nodes: Vec::new(),
+                node_timeout_ms,
             };
             let ports = spare_ports(count);
             match cluster.spawn_all(&ports, node_timeout_ms) {
@@ -76,16 +78,31 @@ impl OwnCluster {
         for &port in ports {
             let node = spawn_node(&self.dir, port, node_timeout_ms)?;
             self.nodes.push(node);
-            std::fs::write(
-                self.dir.join("pids"),
-                self.nodes
-                    .iter()
-                    .map(|n| format!("{}\n", n.pid))
-                    .collect::<String>(),
-            )
-            .map_err(|e| e.to_string())?;
+            self.write_pids()?;
         }
         Ok(())
+    }
+
+    /// Records the servers' pids, for the leftover cleanup of a later run.
+    fn write_pids(&self) -> Result<(), String> {
+        let pids: String = self.nodes.iter().map(|n| format!("{}\n", n.pid)).collect();
+        std::fs::write(self.dir.join("pids"), pids).map_err(|e| e.to_string())
+    }
+
+    /// Starts the killed node on `port` again, with its cluster configuration file: it rejoins
+    /// (a primary that was failed over comes back as a replica). Waits until the whole cluster
+    /// is healthy again, replicas in sync.
+    pub fn restart(&mut self, port: u16) {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        assert!(self.nodes[index].wrapper.is_none(), "node {port} is running");
+        self.nodes[index] = spawn_node(&self.dir, port, self.node_timeout_ms)
+            .unwrap_or_else(|e| panic!("restart node {port}: {e}"));
+        self.write_pids().expect("write pids");
+        self.wait_healthy(self.nodes.len());
     }
 
     fn create(&self, replicas: usize) {
