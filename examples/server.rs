@@ -11,7 +11,7 @@
 //! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local) |
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
-//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`) |
+//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`; a Redis Cluster node's URL uses the whole cluster) or a `postgres://` URL (feature `postgres`) |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
 //! | `RUST_LOG` | `info` | log filter |
 //!

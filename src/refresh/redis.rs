@@ -34,8 +34,9 @@
 //!
 //! [`lock`](RefreshStore::lock), [`save`](RefreshStore::save),
 //! [`unlock`](RefreshStore::unlock) and [`create`](RefreshStore::create) are one `EVALSHA` each,
-//! atomic in Redis (the scripts are loaded at [`RedisRefreshStore::connect`]; on a `NOSCRIPT`
-//! answer, after a restart or `SCRIPT FLUSH`, the store loads the script and runs it again).
+//! atomic in Redis (the scripts are loaded at [`RedisRefreshStore::connect`], on every node of a
+//! cluster; on a `NOSCRIPT` answer, after a restart or `SCRIPT FLUSH`, the call is sent again as
+//! `EVAL` with the script's text).
 //! [`load`](RefreshStore::load) is one `HMGET`, [`delete`](RefreshStore::delete) one `DEL` of both
 //! keys.
 //!
@@ -204,7 +205,9 @@ impl RedisRefreshStore {
     pub const DEFAULT_PREFIX: &'static str = "tower-cognito:bff:";
 
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
-    /// `redis+unix:///path`) and loads the scripts.
+    /// `redis+unix:///path`) and loads the scripts. On a Redis Cluster node, uses the whole
+    /// cluster with `url` as its seed, as
+    /// [`RedisStore::connect`](crate::session::RedisStore::connect) does.
     ///
     /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick

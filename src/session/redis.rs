@@ -5,7 +5,8 @@
 //!
 //! One Redis string per session, at `prefix + session key` (the default prefix is
 //! [`RedisStore::DEFAULT_PREFIX`]). Every script touches only that key, passed as `KEYS[1]`, so
-//! the store also works on Redis Cluster. The value is
+//! on a Redis Cluster it runs on the primary owning that key's slot, in one round trip. The
+//! value is
 //!
 //! ```text
 //! expires_at|revoked|iat1,iat2,...
@@ -36,12 +37,21 @@
 //! native one, set by that write in the same second, already cover it. A TTL longer than
 //! about 136 years (`2^32` seconds) is not given a native expiry at all.
 //!
+//! # One server or a cluster
+//!
+//! [`RedisStore::connect`] asks the server `INFO cluster`: on a Redis Cluster node (or a managed
+//! cluster's configuration endpoint) it switches to the cluster client with that URL as seed,
+//! which learns the slot map, sends each script to the primary owning its key and follows `MOVED`
+//! and `ASK`; [`RedisStore::connect_cluster`] takes several seeds. See
+//! [`wait_for_replicas`](RedisStore::wait_for_replicas) for what a failover can lose.
+//!
 //! # Round trips
 //!
 //! [`check_and_advance`](SessionStore::check_and_advance) and [`revoke`](SessionStore::revoke)
-//! are one `EVALSHA` each (the scripts are loaded at [`RedisStore::connect`]; should Redis
-//! forget them, for example after a restart or `SCRIPT FLUSH`, the answer `NOSCRIPT` makes the
-//! store load the script and run it again). [`entry`](SessionStore::entry) is one `GET`. A script
+//! are one `EVALSHA` each (the scripts are loaded at connect time, on every node of a cluster;
+//! should a node forget them, for example after a restart or `SCRIPT FLUSH`, the answer
+//! `NOSCRIPT` makes the store send the call again as `EVAL` with the script's text, to the same
+//! node, which caches it). [`entry`](SessionStore::entry) is one `GET`. A script
 //! runs atomically in Redis, so concurrent checks of one session, from any number of servers,
 //! are applied one after another.
 //!
@@ -210,9 +220,12 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 ///
 /// Each check is one `EVALSHA` of a Lua script, atomic in Redis, so concurrent requests of one
 /// session (from any number of servers) are applied one after another; should Redis forget the
-/// script (restart, `SCRIPT FLUSH`), it is loaded again on the `NOSCRIPT` answer. The connection
-/// reconnects by itself after a failure; requests made while Redis is unreachable fail with
-/// [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+/// script (restart, `SCRIPT FLUSH`), the call is sent again as `EVAL` on the `NOSCRIPT` answer.
+/// The connection reconnects by itself after a failure; requests made while Redis is unreachable
+/// fail with [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+///
+/// Pointed at a Redis Cluster node, it uses the cluster (see [`connect`](Self::connect) and
+/// [`connect_cluster`](Self::connect_cluster)).
 ///
 /// # Storage
 ///
@@ -239,6 +252,11 @@ impl RedisStore {
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
     /// `redis+unix:///path`; `rediss://` once a TLS feature of the `redis` crate is enabled) and
     /// loads the scripts.
+    ///
+    /// When the server is a Redis Cluster node (`INFO cluster` says `cluster_enabled:1`), the
+    /// store uses the whole cluster with `url` as its seed: one node's address, or a managed
+    /// cluster's configuration endpoint, is enough (database 0 only). A server that refuses
+    /// `INFO` is taken for a single server.
     ///
     /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
