@@ -17,7 +17,7 @@
 
 mod common;
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../tests/it/redis_cluster/harness.rs"]
 mod harness;
 
@@ -41,9 +41,7 @@ fn main() {
         .block_on(RedisStore::connect(&seed))
         .expect("connect to the cluster")
         .with_prefix(&prefix);
-    let waiting = plain
-        .clone()
-        .wait_for_replicas(1, Duration::from_secs(1));
+    let waiting = plain.clone().wait_for_replicas(1, Duration::from_secs(1));
     let single_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let single = rt.block_on(async {

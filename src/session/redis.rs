@@ -201,9 +201,7 @@ struct Scripts {
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     check: Lua::new(format!("{LUA_CHECK_ARGS}{LUA_READ}{LUA_CHECK}{LUA_SAVE}")),
-    revoke: Lua::new(format!(
-        "{LUA_REVOKE_ARGS}{LUA_READ}{LUA_REVOKE}{LUA_SAVE}"
-    )),
+    revoke: Lua::new(format!("{LUA_REVOKE_ARGS}{LUA_READ}{LUA_REVOKE}{LUA_SAVE}")),
 });
 
 /// Session windows in Redis: shared by every server, one atomic Lua script per check.

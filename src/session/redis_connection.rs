@@ -244,7 +244,8 @@ impl Cluster {
         tracing::warn!("the Redis Cluster connection stopped answering: making a new one");
         let cluster = self.clone();
         runtime.spawn(async move {
-            match tokio::time::timeout(RESPONSE_TIMEOUT, cluster.client.get_async_connection()).await
+            match tokio::time::timeout(RESPONSE_TIMEOUT, cluster.client.get_async_connection())
+                .await
             {
                 Ok(Ok(conn)) => {
                     cluster.conn.store(Arc::new(conn));
@@ -322,6 +323,7 @@ impl RedisConnection {
     }
 
     /// Sends one command that writes (so waits for replicas when asked to).
+    #[cfg_attr(not(feature = "refresh"), allow(dead_code))]
     pub(crate) async fn write(&self, cmd: Cmd) -> Result<Value, StoreError> {
         self.run(cmd, &|_: &Value| true)
             .await
@@ -399,7 +401,9 @@ pub(crate) async fn connect(url: &str, scripts: &[&Lua]) -> Result<RedisConnecti
     let mut conn = ConnectionManager::new_with_config(client, config)
         .await
         .map_err(|e| {
-            if e.to_string().contains("SELECT is not allowed in cluster mode") {
+            if e.to_string()
+                .contains("SELECT is not allowed in cluster mode")
+            {
                 StoreError::new(
                     StoreErrorKind::InvalidInput,
                     format!("{addr}: a Redis Cluster has database 0 only, not {db}"),
@@ -543,7 +547,10 @@ mod tests {
         let packed = |cmd: Cmd| String::from_utf8(cmd.get_packed_command()).unwrap();
         let sha = packed(call.cmd(false));
         assert!(sha.contains("EVALSHA") && sha.contains(lua.script.get_hash()));
-        assert!(sha.ends_with("$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$1\r\n7\r\n"), "{sha:?}");
+        assert!(
+            sha.ends_with("$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$1\r\n7\r\n"),
+            "{sha:?}"
+        );
         let eval = packed(call.cmd(true));
         assert!(eval.contains("\r\nEVAL\r\n") && eval.contains("return KEYS[1]"));
     }

@@ -98,7 +98,10 @@ impl OwnCluster {
             .iter()
             .position(|n| n.port == port)
             .unwrap_or_else(|| panic!("no node on port {port}"));
-        assert!(self.nodes[index].wrapper.is_none(), "node {port} is running");
+        assert!(
+            self.nodes[index].wrapper.is_none(),
+            "node {port} is running"
+        );
         self.nodes[index] = spawn_node(&self.dir, port, self.node_timeout_ms)
             .unwrap_or_else(|e| panic!("restart node {port}: {e}"));
         self.write_pids().expect("write pids");
@@ -137,7 +140,8 @@ impl OwnCluster {
                 let ok = info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
                     && info.contains(&format!("cluster_known_nodes:{count}\r"));
-                let replication: String = command(port, &["INFO", "replication"]).unwrap_or_default();
+                let replication: String =
+                    command(port, &["INFO", "replication"]).unwrap_or_default();
                 let synced = !replication.contains("role:slave")
                     || replication.contains("master_link_status:up");
                 ok && synced
@@ -219,10 +223,7 @@ impl OwnCluster {
             if done {
                 return self.topology();
             }
-            assert!(
-                Instant::now() < deadline,
-                "no failover within {PATIENCE:?}"
-            );
+            assert!(Instant::now() < deadline, "no failover within {PATIENCE:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -248,10 +249,22 @@ impl OwnCluster {
             let Some(key) = keys.first() else { break };
             let answer: String = command(
                 from,
-                &["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS", key],
+                &[
+                    "MIGRATE",
+                    "127.0.0.1",
+                    &to_port,
+                    "",
+                    "0",
+                    "5000",
+                    "KEYS",
+                    key,
+                ],
             )
             .expect("MIGRATE");
-            assert!(answer == "OK" || answer == "NOKEY", "MIGRATE answered {answer}");
+            assert!(
+                answer == "OK" || answer == "NOKEY",
+                "MIGRATE answered {answer}"
+            );
             moved += 1;
             std::thread::sleep(pause);
         }
@@ -318,7 +331,16 @@ exit 0"#;
         .args(["--port", &p, "--bind", "127.0.0.1", "--daemonize", "no"])
         .args(["--cluster-enabled", "yes", "--cluster-config-file", &conf])
         .args(["--cluster-node-timeout", &node_timeout_ms.to_string()])
-        .args(["--dir", &dir_s, "--logfile", &log, "--save", "", "--appendonly", "no"])
+        .args([
+            "--dir",
+            &dir_s,
+            "--logfile",
+            &log,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .args(["--protected-mode", "no", "--enable-debug-command", "local"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -349,7 +371,9 @@ exit 0"#;
             node.stop();
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(3).collect();
-            return Err(format!("redis-server on port {port} did not start: {tail:?}"));
+            return Err(format!(
+                "redis-server on port {port} did not start: {tail:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -498,7 +522,9 @@ impl Topology {
     pub fn primary_of(&self, slot: u16) -> u16 {
         self.nodes
             .iter()
-            .find(|n| n.primary && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .find(|n| {
+                n.primary && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
+            })
             .map(|n| n.port)
             .unwrap_or_else(|| panic!("no primary serves slot {slot}: {self:?}"))
     }

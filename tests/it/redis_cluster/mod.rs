@@ -74,7 +74,13 @@ pub async fn cluster_refresh_store(ns: &str, seeds: bool) -> RedisRefreshStore {
 
 const L2: WindowLimits = WindowLimits::new(2, 600);
 
-async fn check(store: &dyn SessionStore, key: &str, iat: i64, t: i64, l: WindowLimits) -> SessionVerdict {
+async fn check(
+    store: &dyn SessionStore,
+    key: &str,
+    iat: i64,
+    t: i64,
+    l: WindowLimits,
+) -> SessionVerdict {
     store
         .check_and_advance(key, iat, t, l)
         .await
@@ -109,7 +115,11 @@ async fn one_node_address_is_enough() {
         for i in 0..300 {
             let key = format!("s{i}");
             owners.insert(topology.primary_of(slot(&format!("{}{key}", prefix(&ns)))));
-            assert_eq!(check(&store, &key, t - 10, t, L2).await, Accepted, "{key} via {port}");
+            assert_eq!(
+                check(&store, &key, t - 10, t, L2).await,
+                Accepted,
+                "{key} via {port}"
+            );
             assert_eq!(check(&store, &key, t - 5, t, L2).await, Accepted);
             assert_eq!(check(&store, &key, t - 1, t, L2).await, Accepted);
             assert_eq!(check(&store, &key, t - 10, t, L2).await, Superseded);
@@ -142,7 +152,9 @@ async fn seed_nodes() {
     assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{err}");
 
     let db1 = format!("{live}/1");
-    let err = RedisStore::connect_cluster([db1.as_str()]).await.unwrap_err();
+    let err = RedisStore::connect_cluster([db1.as_str()])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("database 0"), "{err}");
     // Detected as a cluster node, the same refusal.
@@ -151,9 +163,14 @@ async fn seed_nodes() {
 
     // The shared single server is not a cluster node.
     let single = redis_url();
-    let err = RedisStore::connect_cluster([single.as_str()]).await.unwrap_err();
+    let err = RedisStore::connect_cluster([single.as_str()])
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{err}");
-    assert!(err.to_string().contains("not a Redis Cluster node"), "{err}");
+    assert!(
+        err.to_string().contains("not a Redis Cluster node"),
+        "{err}"
+    );
     let err = RedisRefreshStore::connect_cluster([dead.as_str()])
         .await
         .unwrap_err();
@@ -206,10 +223,14 @@ async fn scripts_flushed_on_every_node() {
         tower_cognito::refresh::RefreshStore::create(&refresh, &id, &record, t)
             .await
             .expect("create after flush");
-        let lock = tower_cognito::refresh::RefreshStore::lock(&refresh, &id, Duration::from_secs(5), t)
-            .await
-            .expect("lock after flush");
-        assert!(matches!(lock, tower_cognito::refresh::LockOutcome::Acquired { .. }));
+        let lock =
+            tower_cognito::refresh::RefreshStore::lock(&refresh, &id, Duration::from_secs(5), t)
+                .await
+                .expect("lock after flush");
+        assert!(matches!(
+            lock,
+            tower_cognito::refresh::LockOutcome::Acquired { .. }
+        ));
     }
     // Every node ran the fallback: the scripts are cached everywhere again.
     for port in cluster.ports() {
@@ -320,7 +341,9 @@ fn read_on_replica(port: u16, key: &str) -> Option<String> {
 async fn too_few_replicas_is_unavailable() {
     let ns = unique("wait_short");
     let plain = cluster_store(&ns).await;
-    let store = plain.clone().wait_for_replicas(2, Duration::from_millis(50));
+    let store = plain
+        .clone()
+        .wait_for_replicas(2, Duration::from_millis(50));
     let t = now();
     let err = store
         .check_and_advance("k", t - 1, t, L2)
@@ -335,7 +358,9 @@ async fn too_few_replicas_is_unavailable() {
     let err = store.revoke("k", t, L2).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     // Off again with zero replicas.
-    let off = plain.clone().wait_for_replicas(0, Duration::from_millis(50));
+    let off = plain
+        .clone()
+        .wait_for_replicas(0, Duration::from_millis(50));
     assert_eq!(check(&off, "k2", t, t, L2).await, Accepted);
 
     let refresh = cluster_refresh_store(&ns, true)
@@ -357,10 +382,7 @@ async fn too_few_replicas_is_unavailable() {
         .expect("connect to REDIS_URL")
         .with_prefix(crate::support::stores::unique_redis_prefix("wait_single"))
         .wait_for_replicas(1, Duration::from_millis(20));
-    let err = single
-        .check_and_advance("k", t, t, L2)
-        .await
-        .unwrap_err();
+    let err = single.check_and_advance("k", t, t, L2).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("0 of the 1 replicas"), "{err}");
 }
@@ -456,7 +478,8 @@ impl Load {
                                     break;
                                 }
                                 Ok(Err(e)) => {
-                                    *tally.errors.entry(format!("{:?}", e.kind())).or_default() += 1;
+                                    *tally.errors.entry(format!("{:?}", e.kind())).or_default() +=
+                                        1;
                                     last = e.to_string();
                                 }
                                 Err(_) => {
@@ -467,7 +490,9 @@ impl Load {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         let Some(verdict) = answered else {
-                            tally.wrong.push(format!("{key} step {step}: no answer, last: {last}"));
+                            tally
+                                .wrong
+                                .push(format!("{key} step {step}: no answer, last: {last}"));
                             return tally;
                         };
                         if verdict != expected {
@@ -588,7 +613,8 @@ async fn slot_migration_under_load() {
                 let topology = c.topology();
                 let from = topology.primary_of(s);
                 let primaries = topology.primaries();
-                let to = primaries[(primaries.iter().position(|&p| p == from).unwrap() + 1) % primaries.len()];
+                let to = primaries
+                    [(primaries.iter().position(|&p| p == from).unwrap() + 1) % primaries.len()];
                 c.migrate_slot(s, from, to, Duration::from_millis(2))
             })
             .await
@@ -614,10 +640,15 @@ async fn slot_migration_under_load() {
     let errors = sum_errors(&tallies);
     eprintln!("slot migration: errors {errors:?}");
     assert!(
-        errors.keys().all(|k| k == "Unavailable" || k == "Timeout" || k == "timeout"),
+        errors
+            .keys()
+            .all(|k| k == "Unavailable" || k == "Timeout" || k == "timeout"),
         "only 503s during the migration: {errors:?}"
     );
-    assert!(steps_during > 0 && ask > 0 && moved > 0, "the load met the migration");
+    assert!(
+        steps_during > 0 && ask > 0 && moved > 0,
+        "the load met the migration"
+    );
 }
 
 /// A primary is killed (SIGKILL) under load and its replica takes over (cluster-node-timeout
@@ -675,7 +706,9 @@ async fn primary_killed_replica_takes_over() {
     let errors = sum_errors(&tallies);
     eprintln!("failover: {on_victim} of 60 sessions on the killed primary; errors: {errors:?}");
     assert!(
-        errors.keys().all(|k| k == "Unavailable" || k == "Timeout" || k == "timeout"),
+        errors
+            .keys()
+            .all(|k| k == "Unavailable" || k == "Timeout" || k == "timeout"),
         "only 503s during the failover: {errors:?}"
     );
 
