@@ -16,7 +16,7 @@
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in any of these and in `REDIRECT_URL`, on loopback hosts only |
 //! | `REDIRECT_URL` | `http://{LISTEN_ADDR}/auth/callback` on loopback | the callback URL registered with the app client |
-//! | `SESSION_STORE` | `memory` | `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says, `?sslmode=require` verified against the system's roots): server sessions and the API's session window |
+//! | `SESSION_STORE` | `memory` | `memory`, a `redis://` URL (feature `redis`; a Redis Cluster node's URL uses the whole cluster) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says, `?sslmode=require` verified against the system's roots): server sessions and the API's session window |
 //! | `SESSION_STORE_CA_FILE` | none | a PEM file of CA certificates trusted for TLS to a `postgres://` `SESSION_STORE`, besides the system's roots; with it, `sslmode=prefer` or none also uses TLS when the server offers it |
 //! | `SESSION_KEY` | (required, but random for `memory`) | the AES-256-GCM key sealing stored tokens: standard base64 of 32 bytes (`openssl rand -base64 32`) |
 //! | `SESSION_KEY_ID` | `k1` | the key's id, stored with each sealed value (rotate by changing both) |

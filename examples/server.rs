@@ -11,7 +11,7 @@
 //! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local); `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators; `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
-//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says: `?sslmode=require` is TLS with the certificate and host name verified against the system's roots) |
+//! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`; a Redis Cluster node's URL uses the whole cluster) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says: `?sslmode=require` is TLS with the certificate and host name verified against the system's roots) |
 //! | `SESSION_STORE_CA_FILE` | none | a PEM file of CA certificates trusted for TLS to a `postgres://` `SESSION_STORE`, besides the system's roots (such as Amazon RDS's bundle); with it, `sslmode=prefer` or none also uses TLS when the server offers it |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
 //! | `RUST_LOG` | `info` | log filter |

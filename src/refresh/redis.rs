@@ -34,8 +34,9 @@
 //!
 //! [`lock`](RefreshStore::lock), [`save`](RefreshStore::save),
 //! [`unlock`](RefreshStore::unlock) and [`create`](RefreshStore::create) are one `EVALSHA` each,
-//! atomic in Redis (the scripts are loaded at [`RedisRefreshStore::connect`]; on a `NOSCRIPT`
-//! answer, after a restart or `SCRIPT FLUSH`, the store loads the script and runs it again).
+//! atomic in Redis (the scripts are loaded at [`RedisRefreshStore::connect`], on every node of a
+//! cluster; on a `NOSCRIPT` answer, after a restart or `SCRIPT FLUSH`, the call is sent again as
+//! `EVAL` with the script's text).
 //! [`load`](RefreshStore::load) is one `HMGET`, [`delete`](RefreshStore::delete) one `DEL` of both
 //! keys.
 //!
@@ -50,11 +51,10 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{Script, ScriptInvocation, Value};
+use redis::Value;
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
-use crate::session::redis::{connect_with_scripts, store_error};
+use crate::session::redis_connection::{self, Call, Lua, RedisConnection, ReplicaWait};
 use crate::session::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The largest magnitude of the integers the scripts compare: Lua numbers are doubles, exact for
@@ -147,18 +147,28 @@ return 0
 "#;
 
 struct Scripts {
-    lock: Script,
-    save: Script,
-    create: Script,
-    unlock: Script,
+    lock: Lua,
+    save: Lua,
+    create: Lua,
+    unlock: Lua,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    lock: Script::new(&format!("{LUA_READ}{LUA_LOCK}")),
-    save: Script::new(&format!("{LUA_READ}{LUA_SAVE}")),
-    create: Script::new(LUA_CREATE),
-    unlock: Script::new(LUA_UNLOCK),
+    lock: Lua::new(format!("{LUA_READ}{LUA_LOCK}")),
+    save: Lua::new(format!("{LUA_READ}{LUA_SAVE}")),
+    create: Lua::new(LUA_CREATE.to_owned()),
+    unlock: Lua::new(LUA_UNLOCK.to_owned()),
 });
+
+/// Every script, as the connection loads them.
+fn scripts() -> [&'static Lua; 4] {
+    [
+        &SCRIPTS.lock,
+        &SCRIPTS.save,
+        &SCRIPTS.create,
+        &SCRIPTS.unlock,
+    ]
+}
 
 /// Server-held sessions in Redis, shared by every server, with one refresh lock per session.
 ///
@@ -185,10 +195,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// Redis Cluster slot. Cloning is cheap and shares the connection, which reconnects by itself.
 #[derive(Clone)]
 pub struct RedisRefreshStore {
-    conn: ConnectionManager,
+    /// Also `host:port/db` or the cluster's seeds, for `Debug`: never the password.
+    conn: RedisConnection,
     prefix: Arc<str>,
-    /// `host:port` (or socket path) and database, for `Debug`: never the password.
-    server: Arc<str>,
 }
 
 impl RedisRefreshStore {
@@ -196,24 +205,54 @@ impl RedisRefreshStore {
     pub const DEFAULT_PREFIX: &'static str = "tower-cognito:bff:";
 
     /// Connects to the Redis server at `url` (`redis://[user:password@]host[:port][/db]` or
-    /// `redis+unix:///path`) and loads the scripts.
+    /// `redis+unix:///path`) and loads the scripts. On a Redis Cluster node, uses the whole
+    /// cluster with `url` as its seed, as
+    /// [`RedisStore::connect`](crate::session::RedisStore::connect) does.
     ///
     /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
     /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let scripts = [
-            &SCRIPTS.lock,
-            &SCRIPTS.save,
-            &SCRIPTS.create,
-            &SCRIPTS.unlock,
-        ];
-        let (conn, server) = connect_with_scripts(url, &scripts).await?;
-        Ok(Self {
+        let conn = redis_connection::connect(url, &scripts()).await?;
+        Ok(Self::with_connection(conn))
+    }
+
+    /// Connects to the Redis Cluster that the `nodes` (URLs as for [`connect`](Self::connect),
+    /// database 0) belong to, as
+    /// [`RedisStore::connect_cluster`](crate::session::RedisStore::connect_cluster) does.
+    pub async fn connect_cluster<I>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes: Vec<I::Item> = nodes.into_iter().collect();
+        let conn = redis_connection::connect_cluster(&nodes, &scripts()).await?;
+        Ok(Self::with_connection(conn))
+    }
+
+    fn with_connection(conn: RedisConnection) -> Self {
+        Self {
             conn,
             prefix: Arc::from(Self::DEFAULT_PREFIX),
-            server,
-        })
+        }
+    }
+
+    /// After each write (a lock taken, a save, a create, an unlock, a delete), waits until
+    /// `replicas` replicas acknowledged it (`WAIT replicas timeout`, in the same round trip);
+    /// off by default, and `0` turns it off.
+    ///
+    /// Redis replicates asynchronously: after a failover the new primary may lack the last
+    /// writes, for example a lock and its fence (another server could then take the lock, and a
+    /// fence be issued twice) or the newest saved tokens (the session falls back to the ones
+    /// before, whose refresh token Cognito may already have rotated away). With this set, such
+    /// a write is answered only once `replicas` replicas hold it; when fewer acknowledge within
+    /// `timeout`, the call fails with [`StoreErrorKind::Unavailable`]. Choose `timeout` below
+    /// the request's patience; see [`RedisStore::wait_for_replicas`](crate::session::RedisStore::wait_for_replicas)
+    /// for what `WAIT` does and does not promise.
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.conn.set_wait(ReplicaWait::new(replicas, timeout));
+        self
     }
 
     /// Stores the sessions under keys starting with `prefix` instead of
@@ -235,12 +274,10 @@ impl RedisRefreshStore {
 
     async fn load_record(&self, id: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
         let (record, _) = self.keys(id);
-        let answer: Value = redis::cmd("HMGET")
-            .arg(record)
-            .arg(&FIELDS[..])
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let answer = self
+            .conn
+            .read(redis::cmd("HMGET").arg(record).arg(&FIELDS[..]))
+            .await?;
         let Value::Array(fields) = answer else {
             return Err(unexpected(&answer));
         };
@@ -257,12 +294,8 @@ impl RedisRefreshStore {
     async fn create_record(&self, id: &str, record: &SessionRecord) -> Result<(), StoreError> {
         check_record(record)?;
         let (record_key, lock_key) = self.keys(id);
-        let mut create = SCRIPTS.create.key(record_key);
-        create.key(lock_key);
-        let answer: Value = with_record(&mut create, record)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let create = with_record(SCRIPTS.create.call(&[record_key, lock_key]), record);
+        let answer = self.conn.eval(&create, |_| true).await?;
         match answer {
             Value::Int(0) => Ok(()),
             other => Err(unexpected(&other)),
@@ -277,15 +310,16 @@ impl RedisRefreshStore {
     ) -> Result<LockOutcome, StoreError> {
         check_exact(&[now])?;
         let (record_key, lock_key) = self.keys(id);
-        let answer: Value = SCRIPTS
+        let lock = SCRIPTS
             .lock
-            .key(record_key)
-            .key(lock_key)
+            .call(&[record_key, lock_key])
             .arg(now.to_string())
-            .arg(lease_ms(lease).to_string())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+            .arg(lease_ms(lease).to_string());
+        // Only an acquired lock writes.
+        let answer = self
+            .conn
+            .eval(&lock, |answer| matches!(answer, Value::Array(_)))
+            .await?;
         match answer {
             Value::Int(0) => Ok(LockOutcome::Missing),
             Value::Int(1) => Ok(LockOutcome::Busy),
@@ -318,14 +352,17 @@ impl RedisRefreshStore {
         check_exact(&[now, i64::try_from(fence).unwrap_or(i64::MAX)])?;
         check_record(record)?;
         let (record_key, lock_key) = self.keys(id);
-        let mut save = SCRIPTS.save.key(record_key);
-        save.key(lock_key)
+        let save = SCRIPTS
+            .save
+            .call(&[record_key, lock_key])
             .arg(now.to_string())
             .arg(fence.to_string());
-        let answer: Value = with_record(&mut save, record)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+        let save = with_record(save, record);
+        // Only a save that happened writes.
+        let answer = self
+            .conn
+            .eval(&save, |answer| *answer == Value::Int(1))
+            .await?;
         match answer {
             Value::Int(0) => Ok(SaveOutcome::Missing),
             Value::Int(1) => Ok(SaveOutcome::Saved),
@@ -336,14 +373,11 @@ impl RedisRefreshStore {
 
     async fn unlock_record(&self, id: &str, fence: u64) -> Result<(), StoreError> {
         let (record_key, lock_key) = self.keys(id);
-        let answer: Value = SCRIPTS
+        let unlock = SCRIPTS
             .unlock
-            .key(record_key)
-            .key(lock_key)
-            .arg(fence.to_string())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
+            .call(&[record_key, lock_key])
+            .arg(fence.to_string());
+        let answer = self.conn.eval(&unlock, |_| true).await?;
         match answer {
             Value::Int(0) => Ok(()),
             other => Err(unexpected(&other)),
@@ -352,13 +386,12 @@ impl RedisRefreshStore {
 
     async fn delete_record(&self, id: &str) -> Result<(), StoreError> {
         let (record_key, lock_key) = self.keys(id);
-        let _deleted: i64 = redis::cmd("DEL")
-            .arg(record_key)
-            .arg(lock_key)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        let mut del = redis::cmd("DEL");
+        del.arg(record_key).arg(lock_key);
+        match self.conn.write(del).await? {
+            Value::Int(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 
@@ -402,7 +435,7 @@ impl RefreshStore for RedisRefreshStore {
 impl fmt::Debug for RedisRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRefreshStore")
-            .field("server", &self.server)
+            .field("server", &format_args!("{}", self.conn))
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -411,12 +444,8 @@ impl fmt::Debug for RedisRefreshStore {
 /// The record key `{prefix}{<id>}` and the lock key `{prefix}{<id>}:lock`.
 /// The record's fields as the `create` and `save` scripts take them, after their other
 /// arguments: version, expires_at, access_expires_at, sealed.
-fn with_record<'i, 'a>(
-    invocation: &'i mut ScriptInvocation<'a>,
-    record: &SessionRecord,
-) -> &'i mut ScriptInvocation<'a> {
-    invocation
-        .arg(record.version.to_string())
+fn with_record<'a>(call: Call<'a>, record: &SessionRecord) -> Call<'a> {
+    call.arg(record.version.to_string())
         .arg(record.expires_at.to_string())
         .arg(record.access_expires_at.to_string())
         .arg(&record.sealed[..])

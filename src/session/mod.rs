@@ -40,7 +40,7 @@
 //! | backend | feature | atomicity | survives restart | shared by servers |
 //! | --- | --- | --- | --- | --- |
 //! | [`MemoryStore`] | always | per-key compute in moka | no | no |
-//! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check | with Redis persistence | yes |
+//! | `RedisStore` | `redis` | one Lua script (EVALSHA) per check, on one server or a Redis Cluster | with Redis persistence | yes |
 //! | `PostgresStore` | `postgres` | one statement with a row lock (a refusal writes nothing, then one read says which) | yes | yes |
 
 mod breaker;
@@ -55,6 +55,8 @@ pub(crate) mod postgres;
 mod postgres_tls;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_connection;
 
 use std::error::Error as StdError;
 use std::fmt;

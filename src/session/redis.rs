@@ -5,7 +5,8 @@
 //!
 //! One Redis string per session, at `prefix + session key` (the default prefix is
 //! [`RedisStore::DEFAULT_PREFIX`]). Every script touches only that key, passed as `KEYS[1]`, so
-//! the store also works on Redis Cluster. The value is
+//! on a Redis Cluster it runs on the primary owning that key's slot, in one round trip. The
+//! value is
 //!
 //! ```text
 //! expires_at|revoked|iat1,iat2,...
@@ -36,12 +37,21 @@
 //! native one, set by that write in the same second, already cover it. A TTL longer than
 //! about 136 years (`2^32` seconds) is not given a native expiry at all.
 //!
+//! # One server or a cluster
+//!
+//! [`RedisStore::connect`] asks the server `INFO cluster`: on a Redis Cluster node (or a managed
+//! cluster's configuration endpoint) it switches to the cluster client with that URL as seed,
+//! which learns the slot map, sends each script to the primary owning its key and follows `MOVED`
+//! and `ASK`; [`RedisStore::connect_cluster`] takes several seeds. See
+//! [`wait_for_replicas`](RedisStore::wait_for_replicas) for what a failover can lose.
+//!
 //! # Round trips
 //!
 //! [`check_and_advance`](SessionStore::check_and_advance) and [`revoke`](SessionStore::revoke)
-//! are one `EVALSHA` each (the scripts are loaded at [`RedisStore::connect`]; should Redis
-//! forget them, for example after a restart or `SCRIPT FLUSH`, the answer `NOSCRIPT` makes the
-//! store load the script and run it again). [`entry`](SessionStore::entry) is one `GET`. A script
+//! are one `EVALSHA` each (the scripts are loaded at connect time, on every node of a cluster;
+//! should a node forget them, for example after a restart or `SCRIPT FLUSH`, the answer
+//! `NOSCRIPT` makes the store send the call again as `EVAL` with the script's text, to the same
+//! node, which caches it). [`entry`](SessionStore::entry) is one `GET`. A script
 //! runs atomically in Redis, so concurrent checks of one session, from any number of servers,
 //! are applied one after another.
 //!
@@ -56,9 +66,9 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, Value};
+use redis::Value;
 
+use super::redis_connection::{self, Lua, RedisConnection, ReplicaWait};
 use super::{
     check_limits, SessionEntry, SessionStore, SessionVerdict, StoreError, StoreErrorKind,
     StoreFuture, WindowLimits, MAX_WINDOW,
@@ -185,15 +195,13 @@ fn check_exact(values: &[i64]) -> Result<(), StoreError> {
 }
 
 struct Scripts {
-    check: Script,
-    revoke: Script,
+    check: Lua,
+    revoke: Lua,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    check: Script::new(&format!("{LUA_CHECK_ARGS}{LUA_READ}{LUA_CHECK}{LUA_SAVE}")),
-    revoke: Script::new(&format!(
-        "{LUA_REVOKE_ARGS}{LUA_READ}{LUA_REVOKE}{LUA_SAVE}"
-    )),
+    check: Lua::new(format!("{LUA_CHECK_ARGS}{LUA_READ}{LUA_CHECK}{LUA_SAVE}")),
+    revoke: Lua::new(format!("{LUA_REVOKE_ARGS}{LUA_READ}{LUA_REVOKE}{LUA_SAVE}")),
 });
 
 /// Session windows in Redis: shared by every server, one atomic Lua script per check.
@@ -210,9 +218,12 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 ///
 /// Each check is one `EVALSHA` of a Lua script, atomic in Redis, so concurrent requests of one
 /// session (from any number of servers) are applied one after another; should Redis forget the
-/// script (restart, `SCRIPT FLUSH`), it is loaded again on the `NOSCRIPT` answer. The connection
-/// reconnects by itself after a failure; requests made while Redis is unreachable fail with
-/// [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+/// script (restart, `SCRIPT FLUSH`), the call is sent again as `EVAL` on the `NOSCRIPT` answer.
+/// The connection reconnects by itself after a failure; requests made while Redis is unreachable
+/// fail with [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+///
+/// Pointed at a Redis Cluster node, it uses the cluster (see [`connect`](Self::connect) and
+/// [`connect_cluster`](Self::connect_cluster)).
 ///
 /// # Storage
 ///
@@ -227,10 +238,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// else is reported as [`StoreErrorKind::Corrupt`] and left untouched.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    /// Also `host:port/db` or the cluster's seeds, for `Debug`: never the password.
+    conn: RedisConnection,
     prefix: Arc<str>,
-    /// `host:port` (or socket path) and database, for `Debug`: never the password.
-    server: Arc<str>,
 }
 
 impl RedisStore {
@@ -241,16 +251,77 @@ impl RedisStore {
     /// `redis+unix:///path`; `rediss://` once a TLS feature of the `redis` crate is enabled) and
     /// loads the scripts.
     ///
+    /// When the server is a Redis Cluster node (`INFO cluster` says `cluster_enabled:1`), the
+    /// store uses the whole cluster with `url` as its seed: one node's address, or a managed
+    /// cluster's configuration endpoint, is enough (database 0 only). A server that refuses
+    /// `INFO` is taken for a single server.
+    ///
     /// Fails with [`StoreErrorKind::InvalidInput`] when `url` is not a Redis URL and with
     /// [`StoreErrorKind::Unavailable`] when the server cannot be reached (after a few quick
     /// retries) or refuses the connection or the scripts. Must be called within a Tokio runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let (conn, server) = connect_with_scripts(url, &[&SCRIPTS.check, &SCRIPTS.revoke]).await?;
-        Ok(Self {
+        let conn = redis_connection::connect(url, &[&SCRIPTS.check, &SCRIPTS.revoke]).await?;
+        Ok(Self::with_connection(conn))
+    }
+
+    /// Connects to the Redis Cluster that the `nodes` (URLs as for [`connect`](Self::connect),
+    /// database 0) belong to: any one that answers is enough, the others are tried when it does
+    /// not. The scripts are loaded on every node.
+    ///
+    /// Fails with [`StoreErrorKind::InvalidInput`] when `nodes` is empty, a URL is not a Redis
+    /// URL, names a database other than 0, or the nodes are not cluster nodes; with
+    /// [`StoreErrorKind::Unavailable`] when no node can be reached.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_cognito::session::RedisStore;
+    ///
+    /// let store = RedisStore::connect_cluster([
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster<I>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes: Vec<I::Item> = nodes.into_iter().collect();
+        let conn =
+            redis_connection::connect_cluster(&nodes, &[&SCRIPTS.check, &SCRIPTS.revoke]).await?;
+        Ok(Self::with_connection(conn))
+    }
+
+    fn with_connection(conn: RedisConnection) -> Self {
+        Self {
             conn,
             prefix: Arc::from(Self::DEFAULT_PREFIX),
-            server,
-        })
+        }
+    }
+
+    /// After each write, waits until `replicas` replicas acknowledged it (`WAIT replicas
+    /// timeout`, in the same round trip as the script); off by default, and `0` turns it off.
+    ///
+    /// Redis replicates asynchronously: when a primary dies, its replica takes over with the
+    /// writes that reached it, and the last windows written before the failure may be lost.
+    /// A lost advance lets the previous token of that session in again until the next refresh
+    /// (the window falls back one step); a lost [`revoke`](SessionStore::revoke) undoes the
+    /// revocation. With this set, an acceptance or revocation is answered only once
+    /// `replicas` replicas hold it; when fewer acknowledge within `timeout`, the call fails
+    /// with [`StoreErrorKind::Unavailable`] (a 503: the write is on the primary, but not
+    /// known to survive its loss). Refusals are answered as they are: they write nothing.
+    /// `WAIT` narrows the window of loss but is not a consensus protocol: a replica that
+    /// acknowledged can still lose the race to be promoted.
+    ///
+    /// Choose `timeout` below the verifier's store timeout. The cost is one replication round
+    /// trip per write (measured in `benches/redis_cluster.rs`).
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.conn.set_wait(ReplicaWait::new(replicas, timeout));
+        self
     }
 
     /// Stores the sessions under keys starting with `prefix` instead of
@@ -285,18 +356,19 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             check_limits(limits)?;
             check_exact(&[iat, now])?;
-            let mut conn = self.conn.clone();
-            let answer: Value = SCRIPTS
+            let call = SCRIPTS
                 .check
-                .key(self.redis_key(key))
+                .call(&[self.redis_key(key)])
                 .arg(iat.to_string())
                 .arg(now.to_string())
                 .arg(limits.expires_at(now).to_string())
                 .arg(limits.size.to_string())
-                .arg(native_ttl(limits.ttl_secs))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+                .arg(native_ttl(limits.ttl_secs));
+            // Only an acceptance writes: a refusal stands without replicas.
+            let answer = self
+                .conn
+                .eval(&call, |answer| *answer == Value::Int(0))
+                .await?;
             match answer {
                 Value::Int(0) => Ok(SessionVerdict::Accepted),
                 Value::Int(1) => Ok(SessionVerdict::Superseded),
@@ -310,16 +382,16 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             check_limits(limits)?;
             check_exact(&[now])?;
-            let mut conn = self.conn.clone();
-            let answer: Value = SCRIPTS
+            let call = SCRIPTS
                 .revoke
-                .key(self.redis_key(key))
+                .call(&[self.redis_key(key)])
                 .arg(now.to_string())
                 .arg(limits.expires_at(now).to_string())
-                .arg(native_ttl(limits.ttl_secs))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+                .arg(native_ttl(limits.ttl_secs));
+            let answer = self
+                .conn
+                .eval(&call, |answer| *answer == Value::Int(0))
+                .await?;
             match answer {
                 Value::Int(0) => Ok(()),
                 other => Err(corrupt(&other)),
@@ -327,14 +399,22 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// `PING`: the server (on a cluster, a node the client picks) answers.
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            match self.conn.read(&redis::cmd("PING")).await? {
+                Value::SimpleString(pong) if pong == "PONG" => Ok(()),
+                other => Err(corrupt(&other)),
+            }
+        })
+    }
+
     fn entry<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SessionEntry>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let answer: Value = redis::cmd("GET")
-                .arg(self.redis_key(key))
-                .query_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+            let answer = self
+                .conn
+                .read(redis::cmd("GET").arg(self.redis_key(key)))
+                .await?;
             let raw = match &answer {
                 Value::Nil => return Ok(None),
                 Value::BulkString(raw) => raw,
@@ -351,7 +431,7 @@ impl SessionStore for RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("server", &self.server)
+            .field("server", &format_args!("{}", self.conn))
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -364,45 +444,6 @@ fn native_ttl(ttl_secs: i64) -> String {
     } else {
         "0".to_owned()
     }
-}
-
-/// Connects to `url` (an error of kind `InvalidInput` when it is not a Redis URL, `Unavailable`
-/// when the server cannot be reached after a few quick retries) and loads `scripts`, so the
-/// first calls need no NOSCRIPT round trip and a server that refuses scripts is found at start.
-/// Answers the connection and `host:port/db` for `Debug` (never the password). Shared by every
-/// Redis-backed store of the crate.
-pub(crate) async fn connect_with_scripts(
-    url: &str,
-    scripts: &[&Script],
-) -> Result<(ConnectionManager, Arc<str>), StoreError> {
-    let client = Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
-    let info = client.get_connection_info();
-    let server = format!("{}/{}", info.addr(), info.redis_settings().db());
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(1))
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let unavailable = |e: RedisError| StoreError::new(StoreErrorKind::Unavailable, e);
-    let mut conn = ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(unavailable)?;
-    for script in scripts {
-        script.load_async(&mut conn).await.map_err(unavailable)?;
-    }
-    Ok((conn, Arc::from(server)))
-}
-
-/// Maps a Redis failure to a store error.
-pub(crate) fn store_error(error: RedisError) -> StoreError {
-    let kind = match error.kind() {
-        ErrorKind::UnexpectedReturnType | ErrorKind::Parse => StoreErrorKind::Corrupt,
-        _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
-        _ if error.is_timeout() => StoreErrorKind::Timeout,
-        _ => StoreErrorKind::Unavailable,
-    };
-    StoreError::new(kind, error)
 }
 
 fn corrupt(answer: &Value) -> StoreError {

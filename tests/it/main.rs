@@ -31,6 +31,7 @@ mod pools;
 mod postgres_connect;
 mod postgres_store;
 mod readiness;
+mod redis_cluster;
 mod redis_store;
 #[cfg(feature = "refresh")]
 mod refresh_store;

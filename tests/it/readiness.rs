@@ -124,3 +124,24 @@ async fn postgres_pings_with_select_1() {
         Err(error) => assert_eq!(error.kind(), StoreErrorKind::Unavailable),
     }
 }
+
+/// Redis's ping is `PING`: it answers against the shared server, and fails against a server
+/// that is gone.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_pings_with_ping() {
+    use crate::support::stores;
+    let store = stores::redis_store(&stores::unique_redis_prefix("ping")).await;
+    store.ping().await.expect("the shared server answers");
+
+    let mut own = stores::OwnRedis::start_volatile().await;
+    let store = tower_cognito::session::RedisStore::connect(&own.url())
+        .await
+        .expect("own server up");
+    store.ping().await.expect("own server answers");
+    own.kill();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), store.ping())
+        .await
+        .expect("a ping answers, if only with an error");
+    assert_eq!(answer.unwrap_err().kind(), StoreErrorKind::Unavailable);
+}

@@ -8,6 +8,8 @@
 //! - `memory`: [`MemoryRefreshStore`], always (its "two handles" are one store);
 //! - `redis`: `RedisRefreshStore` on `REDIS_URL` (default `redis://127.0.0.1:6379`), with the
 //!   `redis` feature; every test uses its own key prefix, deleted at the end;
+//! - `redis_cluster`: `RedisRefreshStore` on a local Redis Cluster the tests start themselves,
+//!   with the `redis` feature;
 //! - `postgres`: `PostgresRefreshStore` on `DATABASE_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/test`), with the `postgres` feature; every test uses
 //!   its own table, dropped at the end.
@@ -894,6 +896,28 @@ mod redis {
         let default = connect(&redis_url(), RedisRefreshStore::DEFAULT_PREFIX).await;
         assert_eq!(default.prefix(), "tower-cognito:bff:");
     }
+}
+
+/// The same suite on the local Redis Cluster the tests start themselves
+/// (`redis_cluster::shared`): one handle through a node's URL (cluster mode detected), the other
+/// through every node as seeds. Nothing to clean up: the cluster ends with the test binary.
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    use super::*;
+    use crate::redis_cluster::cluster_refresh_store;
+
+    fn open(ns: String) -> Opened {
+        Box::pin(async move {
+            let a = cluster_refresh_store(&ns, false).await;
+            let b = cluster_refresh_store(&ns, true).await;
+            Backend {
+                stores: [Arc::new(a), Arc::new(b)],
+                _cleanup: None,
+            }
+        })
+    }
+
+    suite!(open);
 }
 
 #[cfg(feature = "postgres")]

@@ -6,6 +6,8 @@
 //! - `memory`: [`MemoryStore`], always;
 //! - `redis`: [`RedisStore`] on `REDIS_URL` (default `redis://127.0.0.1:6379`), with the
 //!   `redis` feature; every test uses its own key prefix;
+//! - `redis_cluster`: `RedisStore` on a local Redis Cluster of three primaries the tests start
+//!   themselves, with the `redis` feature;
 //! - `postgres`: `PostgresStore` on `DATABASE_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/test`), with the `postgres` feature; every test uses its
 //!   own table.
@@ -825,6 +827,30 @@ mod redis_backend {
             .expect("TTL");
         assert!((590..=600).contains(&ttl), "native ttl {ttl}");
         cleanup(&ns).await;
+    }
+}
+
+/// The same suite on a Redis Cluster the tests start themselves (`redis_cluster::shared`), each
+/// test's store connected through one node's URL (cluster mode detected) and its keys spread
+/// over every slot.
+#[cfg(feature = "redis")]
+mod redis_cluster_backend {
+    use super::*;
+    use crate::redis_cluster::cluster_store;
+
+    pub fn open(ns: String) -> Opened {
+        Box::pin(async move { Arc::new(cluster_store(&ns).await) as Store })
+    }
+
+    /// Nothing to delete: the cluster is this test binary's own and ends with it.
+    pub async fn cleanup(_ns: &str) {}
+
+    all_checks!(redis_cluster, open);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_a_restart() {
+        let (ns, other) = (unique("restart"), unique("restart_other"));
+        survives_restart(open, &ns, &other).await;
     }
 }
 
