@@ -35,6 +35,7 @@
 mod common;
 
 use std::hint::black_box;
+#[cfg(feature = "redis")]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
