@@ -47,6 +47,7 @@
 //! stops tokens of other load balancers, including other accounts'.
 
 mod keys;
+mod layer;
 mod token;
 
 use std::fmt;
@@ -60,6 +61,7 @@ use crate::config::{ConfigError, DEFAULT_LEEWAY};
 use crate::error::{AuthError, InvalidToken};
 
 use keys::{KeyOptions, KeyStore};
+pub use layer::{AlbAuth, AlbAuthLayer};
 
 /// The header an ALB puts its signed token in.
 pub const ALB_DATA_HEADER: &str = "x-amzn-oidc-data";
@@ -80,6 +82,9 @@ const MAX_KEY_BYTES: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AlbError {
+    /// No `x-amzn-oidc-data` header (401; [`AlbAuthLayer`] only: the request did not come
+    /// through an authenticating load balancer).
+    MissingToken,
     /// The token is not a valid token of the configured load balancers (401). The reasons are
     /// the main verifier's: `Malformed`, `UnsupportedAlgorithm`, `MissingKeyId` (also for a kid
     /// of characters an ALB never uses), `UnknownKey`, `BadSignature`, `MissingClaim`,
@@ -96,7 +101,9 @@ impl AlbError {
     /// 401 for the token's fault, 503 for the key endpoint's.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidToken(_) | Self::WrongSigner => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken(_) | Self::WrongSigner => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -104,6 +111,7 @@ impl AlbError {
     /// A fixed description: nothing from the token.
     pub fn description(&self) -> &'static str {
         match self {
+            Self::MissingToken => "No load balancer token was presented",
             Self::InvalidToken(reason) => reason.description(),
             Self::WrongSigner => "The token was not signed by an accepted load balancer",
             Self::KeysUnavailable => "The signing keys are unavailable",
@@ -113,6 +121,7 @@ impl AlbError {
     /// A short stable name for logs and metrics, such as `wrong_signer`.
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::MissingToken => "missing_token",
             Self::InvalidToken(reason) => reason.as_str(),
             Self::WrongSigner => "wrong_signer",
             Self::KeysUnavailable => "keys_unavailable",
@@ -132,6 +141,7 @@ impl std::error::Error for AlbError {}
 impl From<AlbError> for AuthError {
     fn from(e: AlbError) -> Self {
         match e {
+            AlbError::MissingToken => AuthError::MissingToken,
             AlbError::InvalidToken(reason) => AuthError::InvalidToken(reason),
             AlbError::WrongSigner => AuthError::InvalidToken(InvalidToken::WrongIssuer),
             AlbError::KeysUnavailable => AuthError::KeysUnavailable,
@@ -235,7 +245,7 @@ impl AlbConfig {
         self
     }
 
-    /// Clock skew tolerated on `exp` (default [`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY)).
+    /// Clock skew tolerated on `exp` (default [`DEFAULT_LEEWAY`], 5 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self

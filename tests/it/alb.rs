@@ -578,3 +578,95 @@ fn configuration_is_checked() {
     assert!(AlbVerifier::new(AlbConfig::new([cn]).key_endpoint("https://keys.example/")).is_ok());
     assert!(AlbVerifier::new(AlbConfig::new([ARN])).is_ok());
 }
+
+mod layer {
+    //! `AlbAuthLayer` in front of a service: the claims reach it, refusals are answered here.
+
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::{service_fn, ServiceBuilder, ServiceExt as _};
+    use tower_cognito::alb::{AlbAuthLayer, AlbClaims, ALB_DATA_HEADER};
+
+    async fn call(
+        verifier: &AlbVerifier,
+        headers: &[&str],
+    ) -> (StatusCode, Option<String>, Option<AlbError>) {
+        let service = ServiceBuilder::new()
+            .layer(AlbAuthLayer::new(verifier.clone()))
+            .service(service_fn(|request: Request<Body>| async move {
+                let sub = request
+                    .extensions()
+                    .get::<AlbClaims>()
+                    .and_then(|c| c.sub().map(str::to_owned))
+                    .unwrap_or_default();
+                Ok::<_, std::convert::Infallible>(axum::http::Response::new(Body::from(sub)))
+            }));
+        let mut request = Request::builder().uri("/");
+        for value in headers {
+            request = request.header(ALB_DATA_HEADER, *value);
+        }
+        let response = service
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let error = response.extensions().get::<AlbError>().copied();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = (!body.is_empty()).then(|| String::from_utf8(body.to_vec()).unwrap());
+        (status, body, error)
+    }
+
+    #[tokio::test]
+    async fn the_layer_passes_claims_and_answers_refusals() {
+        let server = KeyServer::start().await;
+        let key = pair();
+        server.publish(KID, &key);
+        let verifier = AlbVerifier::new(server.config()).unwrap();
+        let token = sign(&key, &header(KID));
+
+        let (status, body, error) = call(&verifier, &[&token]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body.as_deref(),
+            Some("6a2b3c4d-0000-4000-8000-000000000001")
+        );
+        assert_eq!(error, None);
+
+        assert_eq!(
+            call(&verifier, &[]).await,
+            (StatusCode::UNAUTHORIZED, None, Some(AlbError::MissingToken))
+        );
+        assert_eq!(
+            call(&verifier, &[&token, &token]).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                None,
+                Some(invalid(InvalidToken::Malformed))
+            )
+        );
+        let forged = sign(&pair(), &header(KID));
+        assert_eq!(
+            call(&verifier, &[&forged]).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                None,
+                Some(invalid(InvalidToken::BadSignature))
+            )
+        );
+
+        let down = KeyServer::start().await;
+        down.fail_with(502);
+        let verifier = AlbVerifier::new(down.config()).unwrap();
+        assert_eq!(
+            call(&verifier, &[&token]).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                Some(AlbError::KeysUnavailable)
+            )
+        );
+    }
+}
