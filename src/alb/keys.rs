@@ -13,6 +13,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use moka::sync::Cache;
 
 use super::AlbError;
+use crate::config::{ConfigError, JwksProxy};
 use crate::error::InvalidToken;
 
 /// The key endpoint and kid of one key.
@@ -45,6 +46,7 @@ pub(super) struct KeyOptions {
     pub(super) max_key_bytes: usize,
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
+    pub(super) proxy: JwksProxy,
 }
 
 pub(super) struct KeyStore {
@@ -87,14 +89,21 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    pub(super) fn new(options: KeyOptions) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub(super) fn new(options: KeyOptions) -> Result<Self, ConfigError> {
+        let builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")));
+        let client =
+            options
+                .proxy
+                .apply(builder)?
+                .build()
+                .map_err(|e| ConfigError::InvalidUrl {
+                    setting: "ALB key endpoint",
+                    reason: format!("could not build the HTTP client: {e}"),
+                })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -173,22 +182,39 @@ impl KeyStore {
     fn start(&self, id: KeyId) -> KeyFetch {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
+            // Leaves the in-flight map however the task ends (even by a panic or an abort), and
+            // after the caches are written, so no request starts a second fetch in between.
+            let _done = Done {
+                inner: Arc::clone(&inner),
+                id: id.clone(),
+            };
             let result = inner.fetch(&id).await;
             match &result {
                 Ok(key) => inner.keys.insert(id.clone(), Arc::clone(key)),
                 Err(miss) => inner.failed.insert(id.clone(), (Instant::now(), *miss)),
             }
-            inner
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .in_flight
-                .remove(&id);
             result
         });
         async move { task.await.unwrap_or(Err(Miss::Unavailable)) }
             .boxed()
             .shared()
+    }
+}
+
+/// Removes a fetch from the in-flight map when its task ends.
+struct Done {
+    inner: Arc<Inner>,
+    id: KeyId,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .in_flight
+            .remove(&self.id);
     }
 }
 

@@ -34,6 +34,7 @@
 //!    is refused before any fetch, so a kid never shapes a URL beyond one path segment.
 //! 4. `signer` is exactly one of the configured load balancer ARNs. It selects the key
 //!    endpoint (the ARN's region, or the override): an unknown signer is refused without fetch.
+//!    A signature part that is not 64 bytes is refused here too.
 //! 5. The key of `kid`: from the cache, or fetched (one fetch per kid at a time; a failed kid is
 //!    not asked again for the cooldown; at most a budget of fetches per cooldown in all).
 //! 6. The signature (64 bytes, `r || s`) over the parts as sent.
@@ -57,7 +58,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{ConfigError, DEFAULT_LEEWAY};
+use crate::config::{ConfigError, JwksProxy, DEFAULT_LEEWAY};
 use crate::error::{AuthError, InvalidToken};
 
 use keys::{KeyOptions, KeyStore};
@@ -166,6 +167,7 @@ pub struct AlbConfig {
     max_token_bytes: usize,
     connect_timeout: Duration,
     request_timeout: Duration,
+    proxy: JwksProxy,
     clock: Arc<dyn Clock>,
 }
 
@@ -183,6 +185,7 @@ impl fmt::Debug for AlbConfig {
             .field("fetches_per_cooldown", &self.fetches_per_cooldown)
             .field("max_cached_keys", &self.max_cached_keys)
             .field("max_token_bytes", &self.max_token_bytes)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -211,6 +214,7 @@ impl AlbConfig {
             max_token_bytes: DEFAULT_ALB_MAX_TOKEN_BYTES,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
+            proxy: JwksProxy::none(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -289,6 +293,13 @@ impl AlbConfig {
     pub fn key_fetch_timeouts(mut self, connect: Duration, request: Duration) -> Self {
         self.connect_timeout = connect;
         self.request_timeout = request;
+        self
+    }
+
+    /// How key fetches reach the key endpoint (default [`JwksProxy::none`]: directly, whatever
+    /// `HTTPS_PROXY` says), with the same rules as the JWKS proxy of the main verifier.
+    pub fn key_proxy(mut self, proxy: JwksProxy) -> Self {
+        self.proxy = proxy;
         self
     }
 
@@ -395,10 +406,7 @@ impl AlbVerifier {
             max_key_bytes: MAX_KEY_BYTES,
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
-        })
-        .map_err(|e| ConfigError::InvalidUrl {
-            setting: "ALB key endpoint",
-            reason: format!("could not build the HTTP client: {e}"),
+            proxy: config.proxy,
         })?;
         Ok(Self {
             inner: Arc::new(VerifierInner {
@@ -441,11 +449,15 @@ impl AlbVerifier {
             .as_deref()
             .and_then(|s| inner.signers.iter().find(|c| c.arn == s))
             .ok_or(AlbError::WrongSigner)?;
+        // An ES256 JWS signature is r || s, 32 bytes each: anything else (DER, cut) is refused
+        // before a key is looked up.
+        if parts.signature.len() != 64 {
+            return Err(invalid(InvalidToken::BadSignature));
+        }
         let key = inner.keys.key(signer.endpoint, kid).await?;
-        if parts.signature.len() != 64
-            || key
-                .verify_sig(parts.signing_input, &parts.signature)
-                .is_err()
+        if key
+            .verify_sig(parts.signing_input, &parts.signature)
+            .is_err()
         {
             return Err(invalid(InvalidToken::BadSignature));
         }

@@ -442,6 +442,30 @@ async fn a_key_endpoint_that_is_down_is_a_503_never_a_401() {
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn key_fetches_go_through_the_proxy_only_when_asked_for() {
+    let server = KeyServer::start().await;
+    let key = pair();
+    server.publish(KID, &key);
+    let token = sign(&key, &header(KID));
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let proxy = tower_cognito::JwksProxy::url(format!("http://{closed}"));
+    // Through a proxy that is down: our outage, and the endpoint never asked.
+    let via_proxy = AlbVerifier::new(server.config().key_proxy(proxy.clone())).unwrap();
+    assert_eq!(
+        via_proxy.verify(&token).await,
+        Err(AlbError::KeysUnavailable)
+    );
+    assert_eq!(server.fetches(), 0);
+    // The endpoint's host in `no_proxy`: fetched directly.
+    let direct = AlbVerifier::new(server.config().key_proxy(proxy.no_proxy("127.0.0.1"))).unwrap();
+    assert!(direct.verify(&token).await.is_ok());
+    assert_eq!(server.fetches(), 1);
+}
+
 fn random_kid() -> String {
     let mut bytes = [0u8; 16];
     SystemRandom::new().fill(&mut bytes).unwrap();
@@ -528,8 +552,12 @@ async fn malformed_tokens_are_refused() {
         "a.b".to_owned(),
         format!("{good}.x"),
         good.replacen('.', "..", 1),
-        // The standard alphabet is not base64url.
-        good.replace('-', "+").replace('_', "/"),
+        // The standard alphabet is not base64url: a `+` in the signature part.
+        format!(
+            "{}+{}",
+            &good[..good.rfind('.').unwrap() + 1],
+            &good[good.rfind('.').unwrap() + 2..]
+        ),
     ] {
         let err = verifier.verify(&bad).await.unwrap_err();
         assert!(matches!(err, AlbError::InvalidToken(_)), "{bad:?}: {err:?}");
