@@ -163,6 +163,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unreachable_pub)]
 
+pub mod alb;
 mod claims;
 mod clock;
 mod config;

@@ -12,6 +12,7 @@
 
 mod support;
 
+mod alb;
 mod axum_router;
 #[cfg(feature = "refresh")]
 mod bff;
