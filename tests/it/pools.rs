@@ -22,16 +22,7 @@ async fn two_pools() -> TwoPools {
     a.set_keys(&[key(0)]);
     let b = JwksServer::start("us-east-1_PoolB").await;
     b.set_keys(&[key(1)]);
-    let config = support::local_config(&a, TokenUse::Access, "client-a").add_pool(
-        PoolConfig::new(
-            UserPool::parse(b.pool_id()).unwrap(),
-            TokenUse::Id,
-            ClientIds::one("client-b"),
-        )
-        .issuer_override(b.issuer())
-        .jwks_url(b.url()),
-    );
-    let verifier = Verifier::with_claims(config).expect("two pools configure");
+    let verifier = two_pools_over(&a, &b);
     TwoPools { a, b, verifier }
 }
 

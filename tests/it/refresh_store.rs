@@ -567,26 +567,7 @@ mod redis {
 
     suite!(open);
 
-    /// Redis Cluster's key slot (CRC16/XMODEM of the hash tag, or of the key if it has none).
-    fn slot(key: &str) -> u16 {
-        let bytes = key.as_bytes();
-        let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
-            let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &bytes[open + 1..open + 1 + close])
-        });
-        let mut crc: u16 = 0;
-        for &byte in tagged.unwrap_or(bytes) {
-            crc ^= u16::from(byte) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ 0x1021
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc % 16384
-    }
+    use crate::redis_cluster::harness::slot;
 
     async fn keys_under(prefix: &str) -> Vec<String> {
         let pattern = format!("{}*", prefix.replace('{', "\\{").replace('}', "\\}"));
