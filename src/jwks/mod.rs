@@ -176,10 +176,10 @@ impl KeyStore {
     async fn fetch_and_store(&self) {
         let Some(fetcher) = &self.fetcher else { return };
         let started = Instant::now();
-        let timer = crate::metrics::Timer::start();
         let result = fetcher.fetch().await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        crate::metrics::jwks_fetch(&self.pool, result.is_ok(), &timer);
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        crate::metrics::jwks_fetch(&self.pool, result.is_ok(), elapsed);
         match result {
             Ok(mut keys) => {
                 let previous = self.snapshot.load();

@@ -777,30 +777,36 @@ impl LocalCognito {
         self.state().counts = Counts::default();
     }
 
+    /// Waits until `count` of the counters reaches `at_least`, or `deadline` (real time) passed;
+    /// returns the count then.
+    async fn wait_for_count(
+        &self,
+        at_least: u64,
+        deadline: Duration,
+        count: impl Fn(&Counts) -> u64,
+    ) -> u64 {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let now = count(&self.counts());
+            if now >= at_least || std::time::Instant::now() >= until {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Waits until at least `at_least` refreshes were processed, or `deadline` (real time)
     /// passed; returns the number of refreshes then.
     pub async fn wait_for_refreshes(&self, at_least: u64, deadline: Duration) -> u64 {
-        let until = std::time::Instant::now() + deadline;
-        loop {
-            let refreshes = self.counts().refreshes;
-            if refreshes >= at_least || std::time::Instant::now() >= until {
-                return refreshes;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        self.wait_for_count(at_least, deadline, |c| c.refreshes)
+            .await
     }
 
     /// Waits until at least `at_least` refresh requests were received (processed or not), or
     /// `deadline` passed; returns the number received then.
     pub async fn wait_for_received_refreshes(&self, at_least: u64, deadline: Duration) -> u64 {
-        let until = std::time::Instant::now() + deadline;
-        loop {
-            let received = self.counts().refreshes_received;
-            if received >= at_least || std::time::Instant::now() >= until {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        self.wait_for_count(at_least, deadline, |c| c.refreshes_received)
+            .await
     }
 
     /// Every refresh request waits `d` before it is processed. A client that gives up
@@ -888,14 +894,8 @@ impl LocalCognito {
     /// Waits until at least `at_least` JWKS requests arrived, or `deadline` (real time) passed;
     /// returns the number of JWKS fetches then.
     pub async fn wait_for_jwks_fetches(&self, at_least: u64, deadline: Duration) -> u64 {
-        let until = std::time::Instant::now() + deadline;
-        loop {
-            let fetches = self.counts().jwks_fetches;
-            if fetches >= at_least || std::time::Instant::now() >= until {
-                return fetches;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        self.wait_for_count(at_least, deadline, |c| c.jwks_fetches)
+            .await
     }
 
     /// Changes the retry grace period (applies to tokens rotated earlier too).

@@ -14,25 +14,26 @@ use tower_cognito::{AuthError, TokenUse, Verifier};
 
 use crate::support::{self, key, JwksServer, SignIn};
 
-/// A memory store that can be taken down: checks and pings fail (`hang`: never answer) while
-/// `down` is set. Counts the checks and pings that reached it.
+/// A memory store that can be taken down: checks and pings fail (never answer, while `hang` is
+/// set too) while `down` is set. Counts the checks and pings that reached it. Also the store of
+/// `readiness`.
 #[derive(Debug)]
-struct Switchable {
+pub(crate) struct Switchable {
     inner: MemoryStore,
-    down: AtomicBool,
-    hang: bool,
+    pub(crate) down: AtomicBool,
+    pub(crate) hang: AtomicBool,
     /// Whether it implements `ping` (else the trait's default, `Unsupported`).
     pings: bool,
-    checks: AtomicUsize,
-    pinged: AtomicUsize,
+    pub(crate) checks: AtomicUsize,
+    pub(crate) pinged: AtomicUsize,
 }
 
 impl Switchable {
-    fn new(hang: bool, pings: bool) -> Arc<Self> {
+    pub(crate) fn new(hang: bool, pings: bool) -> Arc<Self> {
         Arc::new(Self {
             inner: MemoryStore::new(1000),
             down: AtomicBool::new(false),
-            hang,
+            hang: AtomicBool::new(hang),
             pings,
             checks: AtomicUsize::new(0),
             pinged: AtomicUsize::new(0),
@@ -40,7 +41,7 @@ impl Switchable {
     }
 
     fn failure<'a, T: Send + 'a>(&self) -> StoreFuture<'a, T> {
-        if self.hang {
+        if self.hang.load(Ordering::SeqCst) {
             Box::pin(std::future::pending())
         } else {
             Box::pin(std::future::ready(Err(StoreError::from_kind(

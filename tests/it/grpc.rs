@@ -253,8 +253,11 @@ async fn bad_tokens_are_unauthenticated_with_their_rfc_6750_text() {
     let expired = mint(key(0), &expired);
     let wrong_client = mint(key(0), &access_claims(&issuer, "someone0else0entirely0"));
     let mut forged = token(&server);
-    forged.pop();
-    forged.push(if forged.ends_with('A') { 'B' } else { 'A' });
+    // The signature's last character, changed to another with its trailing bits still zero
+    // (A, Q, g, w), so the signature decodes and is wrong. (It used to look at the character
+    // before it, and left the token as it was whenever the two differed and the last was `A`.)
+    let last = forged.pop().expect("a signature");
+    forged.push(if last == 'A' { 'Q' } else { 'A' });
 
     let cases = [
         (expired, "invalid_token: The token has expired", "expired"),

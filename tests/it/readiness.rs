@@ -1,54 +1,16 @@
 //! `Verifier::ready`: keys loaded in every pool, and a session store that answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_cognito::session::{
-    MemoryStore, SessionConfig, SessionStore, SessionVerdict, StoreError, StoreErrorKind,
-    StoreFuture, WindowLimits,
-};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use tower_cognito::session::StoreErrorKind;
+use tower_cognito::session::{SessionConfig, SessionStore};
 use tower_cognito::{AuthError, ClientIds, PoolConfig, TokenUse, UserPool, Verifier};
 
+use crate::circuit_breaker::Switchable;
 use crate::support::{self, key, JwksServer};
-
-/// A store whose ping fails while `down` is set, or never answers while `hung` is.
-#[derive(Debug)]
-struct Flaky {
-    inner: MemoryStore,
-    down: AtomicBool,
-    hung: AtomicBool,
-}
-
-impl SessionStore for Flaky {
-    fn check_and_advance<'a>(
-        &'a self,
-        key: &'a str,
-        iat: i64,
-        now: i64,
-        limits: WindowLimits,
-    ) -> StoreFuture<'a, SessionVerdict> {
-        self.inner.check_and_advance(key, iat, now, limits)
-    }
-
-    fn revoke<'a>(&'a self, key: &'a str, now: i64, limits: WindowLimits) -> StoreFuture<'a, ()> {
-        self.inner.revoke(key, now, limits)
-    }
-
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        if self.hung.load(Ordering::SeqCst) {
-            return Box::pin(std::future::pending());
-        }
-        let down = self.down.load(Ordering::SeqCst);
-        Box::pin(async move {
-            if down {
-                Err(StoreError::from_kind(StoreErrorKind::Unavailable))
-            } else {
-                Ok(())
-            }
-        })
-    }
-}
 
 #[tokio::test]
 async fn ready_once_every_pool_has_keys_and_the_store_answers() {
@@ -56,11 +18,7 @@ async fn ready_once_every_pool_has_keys_and_the_store_answers() {
     a.set_keys(&[key(0)]);
     let b = JwksServer::start("eu-west-1_ReadyB").await;
     b.set_status(hyper::StatusCode::SERVICE_UNAVAILABLE);
-    let store = Arc::new(Flaky {
-        inner: MemoryStore::new(100),
-        down: AtomicBool::new(false),
-        hung: AtomicBool::new(false),
-    });
+    let store = Switchable::new(false, true);
     let config = support::local_config(&a, TokenUse::Access, "client-a")
         .add_pool(
             PoolConfig::new(
@@ -96,10 +54,9 @@ async fn ready_once_every_pool_has_keys_and_the_store_answers() {
     // The store fails, then hangs past the store timeout: not ready either way.
     store.down.store(true, Ordering::SeqCst);
     assert_eq!(verifier.ready().await, Err(AuthError::StoreUnavailable));
-    store.down.store(false, Ordering::SeqCst);
-    store.hung.store(true, Ordering::SeqCst);
+    store.hang.store(true, Ordering::SeqCst);
     assert_eq!(verifier.ready().await, Err(AuthError::StoreUnavailable));
-    store.hung.store(false, Ordering::SeqCst);
+    store.down.store(false, Ordering::SeqCst);
     assert_eq!(verifier.ready().await, Ok(()));
 }
 
