@@ -11,11 +11,7 @@ use serde::Deserialize;
 use super::checks::ClaimChecks;
 use crate::error::{AuthError, InvalidToken};
 use crate::jwks::KeyCache;
-use crate::jws::{parse_object, with_decoded};
-
-/// Payloads up to this size are decoded on the stack to read their `iss` (Cognito's are about
-/// 1 KB).
-const PAYLOAD_STACK_BYTES: usize = 4096;
+use crate::jws::parse_object;
 
 /// One pool: the checks of its claims and its keys.
 pub(super) struct Pool {
@@ -66,19 +62,20 @@ impl Pools {
         &self.list[index]
     }
 
-    /// The index of the pool whose issuer the (unverified) payload names. With one pool, that
-    /// pool, without reading the payload: its issuer is checked after the signature, as with
-    /// several. With several, a payload naming no configured issuer is refused
-    /// (`WrongIssuer`) before any key is looked up or fetched.
-    pub(super) fn select(&self, payload_b64: &str) -> Result<usize, AuthError> {
-        if self.list.len() == 1 {
-            return Ok(0);
-        }
-        with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |json| {
-            let Issuer { iss } = parse_object(json)?;
-            iss.and_then(|iss| self.by_issuer.get(&*iss).copied())
-                .ok_or(AuthError::InvalidToken(InvalidToken::WrongIssuer))
-        })
+    /// How many pools there are (at least one).
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// With several pools, the index of the pool whose issuer the (unverified, decoded)
+    /// payload names; a payload naming no configured issuer is refused (`WrongIssuer`) before
+    /// any key is looked up or fetched. (With one pool there is nothing to select: the caller
+    /// takes pool 0 without reading the payload, and its issuer is checked after the
+    /// signature, as with several.)
+    pub(super) fn select(&self, payload: &[u8]) -> Result<usize, AuthError> {
+        let Issuer { iss } = parse_object(payload)?;
+        iss.and_then(|iss| self.by_issuer.get(&*iss).copied())
+            .ok_or(AuthError::InvalidToken(InvalidToken::WrongIssuer))
     }
 
     /// Whether every pool has at least one key cached.

@@ -11,6 +11,9 @@ use crate::jws::{decode_b64_into, parse_object, split_token, stack_buffer, with_
 use crate::session::SessionKeyParts;
 use serde::de::DeserializeOwned;
 
+/// A compact JWS's three base64url parts: header, payload, signature.
+type Parts<'t> = (&'t str, &'t str, &'t str);
+
 /// The largest RS256 signature: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
 
@@ -28,12 +31,12 @@ struct Stateless<C> {
     now: i64,
 }
 
-/// Where the key of a token's header stands after a look at its pool's key cache.
-enum HeaderKey {
-    /// Cached, with the generation of its key set.
-    Cached(Arc<VerifyingKey>, u64),
-    /// Not cached: this `kid` must be waited for.
-    Fetch(String),
+/// How far steps 2 to 9 went without waiting.
+enum Step<C> {
+    /// All the way: the key was cached.
+    Done(Stateless<C>),
+    /// To the key: the pool's cache does not have this `kid`, which must be waited for.
+    Fetch { pool: usize, kid: String },
 }
 
 /// A key, with the index of the pool it came from and the generation of that pool's key set.
@@ -66,39 +69,34 @@ where
 
     /// Steps 2 to 9, and the session key for step 10.
     async fn verify_stateless(&self, token: &str) -> Result<Stateless<C>, AuthError> {
-        let (header_b64, payload_b64, signature_b64) =
-            split_token(token).ok_or(InvalidToken::Malformed)?;
-
-        // 2-3. Header, pool and key: the key from the pool's cache without waiting, or the
-        // `kid` to fetch.
-        let (pool, found) = self.header_key(header_b64, payload_b64)?;
-        let keys = &self.state.checks.pools.get(pool).keys;
-        let (key, generation) = match found {
-            HeaderKey::Cached(key, generation) => (key, generation),
-            HeaderKey::Fetch(kid) => keys.key(&kid).await?,
+        let parts = split_token(token).ok_or(InvalidToken::Malformed)?;
+        let (pool, kid) = match self.verify_with_cached_key(token, parts)? {
+            Step::Done(stateless) => return Ok(stateless),
+            Step::Fetch { pool, kid } => (pool, kid),
         };
-
+        let (key, generation) = self.state.checks.pools.get(pool).keys.key(&kid).await?;
         self.check_signed(
             token,
-            header_b64.len(),
-            payload_b64,
-            signature_b64,
+            parts,
             PoolKey {
                 pool,
                 key,
                 generation,
             },
+            None,
         )
     }
 
-    /// Steps 2 and 3 as far as they go without waiting: the header's pool (by the payload's
-    /// `iss`, when several are configured), and the cached key of the header's `kid` or the
-    /// `kid` to wait for. Synchronous, so that the decoded header stays on the stack.
-    fn header_key(
+    /// Steps 2 to 9 as far as they go without waiting: the header, the token's pool (by the
+    /// payload's `iss`, when several are configured), and with the pool's cached key of the
+    /// header's `kid` the rest; or the `kid` to wait for. Synchronous, so that the decoded
+    /// header and payload stay on the stack; with several pools the payload decoded to read
+    /// `iss` is the one whose claims are checked, decoded once.
+    fn verify_with_cached_key(
         &self,
-        header_b64: &str,
-        payload_b64: &str,
-    ) -> Result<(usize, HeaderKey), AuthError> {
+        token: &str,
+        parts @ (header_b64, payload_b64, _): Parts<'_>,
+    ) -> Result<Step<C>, AuthError> {
         with_decoded::<HEADER_STACK_BYTES, _>(header_b64, |json| {
             let header: Header<'_> = parse_object(json)?;
             if &*header.alg != "RS256" {
@@ -109,30 +107,49 @@ where
             }
             let kid = header.kid.ok_or(InvalidToken::MissingKeyId)?;
             let pools = &self.state.checks.pools;
-            let pool = pools.select(payload_b64)?;
-            let found = match pools.get(pool).keys.cached_key(&kid) {
-                Some((key, generation)) => HeaderKey::Cached(key, generation),
-                None => HeaderKey::Fetch(kid.into()),
+            let step = |pool: usize, payload: Option<&[u8]>| {
+                Ok(match pools.get(pool).keys.cached_key(&kid) {
+                    Some((key, generation)) => Step::Done(self.check_signed(
+                        token,
+                        parts,
+                        PoolKey {
+                            pool,
+                            key,
+                            generation,
+                        },
+                        payload,
+                    )?),
+                    None => Step::Fetch {
+                        pool,
+                        kid: String::from(&*kid),
+                    },
+                })
             };
-            Ok((pool, found))
+            if pools.len() == 1 {
+                // The payload is read after the signature only.
+                return step(0, None);
+            }
+            with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
+                step(pools.select(payload)?, Some(payload))
+            })
         })
     }
 
     /// Steps 4 to 9, after the key is had. Synchronous, so that its buffers live on the stack
     /// rather than in the future.
+    /// `payload` is the decoded payload when the caller has it already.
     fn check_signed(
         &self,
         token: &str,
-        header_len: usize,
-        payload_b64: &str,
-        signature_b64: &str,
+        (header_b64, payload_b64, signature_b64): Parts<'_>,
         key: PoolKey,
+        payload: Option<&[u8]>,
     ) -> Result<Stateless<C>, AuthError> {
         // 4. Signature.
         let mut signature = stack_buffer::<MAX_SIGNATURE_BYTES>();
         let signature = decode_b64_into(signature_b64, &mut signature)
             .map_err(|_| InvalidToken::BadSignature)?;
-        let signing_input = &token.as_bytes()[..header_len + 1 + payload_b64.len()];
+        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         if !key.key.verify(signing_input, signature) {
             tracing::debug!(kid = key.key.kid(), "bad signature");
             return Err(InvalidToken::BadSignature.into());
@@ -140,9 +157,12 @@ where
 
         // 5-9. Claims, as of now: after the key, which may have been waited for.
         let now = self.state.checks.clock.now_unix();
-        let verified = with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
-            self.read_claims(token, payload, now, key)
-        })?;
+        let verified = match payload {
+            Some(payload) => self.read_claims(token, payload, now, key)?,
+            None => with_decoded::<PAYLOAD_STACK_BYTES, _>(payload_b64, |payload| {
+                self.read_claims(token, payload, now, key)
+            })?,
+        };
         Ok(Stateless { verified, now })
     }
 
