@@ -193,7 +193,7 @@ impl AuthError {
     /// The fixed, human-readable description.
     pub fn description(&self) -> &'static str {
         match self {
-            Self::MissingToken => "No bearer token was presented",
+            Self::MissingToken => "No token was presented",
             Self::InvalidRequest(InvalidRequest::MultipleCredentials) => {
                 "More than one credential was presented"
             }

@@ -8,7 +8,7 @@ use http::StatusCode;
 use std::sync::Arc;
 
 use crate::error::AuthError;
-use crate::http::{reject, Anonymous, DefaultRejection};
+use crate::http::{reject, reject_grpc, Anonymous, DefaultRejection};
 use crate::verify::Verified;
 
 /// The rejection of the `Verified<C>` extractor: the route has no [`CognitoAuthLayer`] in front
@@ -47,14 +47,17 @@ impl std::error::Error for MissingAuthLayer {}
 /// - A layer in [`optional`](crate::CognitoAuthLayer::optional) mode let an anonymous request
 ///   through to a handler that needs claims: 401 with the bare `Bearer realm` challenge and
 ///   `cognito-auth-reason: missing_token`, exactly what a required layer answers (the
-///   [`AuthError`] is in the response extensions). A custom rejection of the layer is not
-///   applied here.
+///   [`AuthError`] is in the response extensions); to a request the layer would have answered
+///   the gRPC way ([`grpc_answers`](crate::CognitoAuthLayer::grpc_answers)), the same
+///   Trailers-Only UNAUTHENTICATED answer the layer gives. A custom rejection of the layer is
+///   not applied here.
 ///
 /// [`CognitoAuthLayer`]: crate::CognitoAuthLayer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedRejection {
-    /// The layer's realm when the request was let through anonymously; `None`: no layer ran.
-    anonymous_in: Option<Arc<str>>,
+    /// The layer's realm (and whether it answers this request the gRPC way) when the request
+    /// was let through anonymously; `None`: no layer ran.
+    anonymous_in: Option<(Arc<str>, bool)>,
 }
 
 impl VerifiedRejection {
@@ -68,7 +71,8 @@ impl IntoResponse for VerifiedRejection {
     fn into_response(self) -> Response {
         match self.anonymous_in {
             None => MissingAuthLayer.into_response(),
-            Some(realm) => reject(AuthError::MissingToken, &realm, &DefaultRejection),
+            Some((realm, false)) => reject(AuthError::MissingToken, &realm, &DefaultRejection),
+            Some((realm, true)) => reject_grpc(AuthError::MissingToken, &realm),
         }
     }
 }
@@ -95,7 +99,10 @@ where
         if let Some(verified) = parts.extensions.get::<Verified<C>>() {
             return Ok(verified.clone());
         }
-        let anonymous_in = parts.extensions.get::<Anonymous>().map(|a| a.realm.clone());
+        let anonymous_in = parts
+            .extensions
+            .get::<Anonymous>()
+            .map(|a| (a.realm.clone(), a.grpc));
         Err(VerifiedRejection { anonymous_in })
     }
 }

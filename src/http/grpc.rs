@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn maps_each_refusal_onto_its_status() {
         let cases = [
-            (AuthError::MissingToken, 16, "No bearer token was presented"),
+            (AuthError::MissingToken, 16, "No token was presented"),
             (
                 AuthError::InvalidRequest(InvalidRequest::MultipleCredentials),
                 16,

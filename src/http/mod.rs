@@ -16,6 +16,8 @@ pub use grpc::{GrpcAnswers, GrpcCode};
 pub use source::{TokenResolver, TokenSource};
 
 pub use future::ResponseFuture;
+#[cfg(feature = "axum")]
+pub(crate) use grpc::reject_grpc;
 pub use layer::CognitoAuthLayer;
 #[cfg(feature = "axum")]
 pub(crate) use rejection::reject;

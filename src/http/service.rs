@@ -26,6 +26,9 @@ use crate::verify::{Lookup, Verifier};
 pub(crate) struct Anonymous {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) realm: Arc<str>,
+    /// Whether the layer would have answered this request the gRPC way.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) grpc: bool,
 }
 
 /// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
@@ -152,8 +155,10 @@ where
             Ok(Some(found)) => found,
             Ok(None) if self.options.optional => {
                 crate::metrics::anonymous();
+                let grpc = grpc.applies(request.headers());
                 request.extensions_mut().insert(Anonymous {
                     realm: realm.clone(),
+                    grpc,
                 });
                 return ResponseFuture::inner(self.inner.call(request));
             }

@@ -247,6 +247,54 @@ async fn the_required_extractor_behind_an_optional_layer_challenges_anonymous_re
 }
 
 #[tokio::test]
+async fn the_required_extractor_answers_an_anonymous_grpc_request_the_grpc_way() {
+    // The same anonymous caller, but a gRPC one (detected from its content-type, or every
+    // request with `GrpcAnswers::Always`): the Trailers-Only UNAUTHENTICATED answer the layer
+    // itself gives, not an HTTP 401 that a gRPC client reads as a bare status.
+    use tower_cognito::GrpcAnswers;
+    let server = start_server().await;
+    let grpc_request = |content_type: &str| {
+        Request::builder()
+            .uri("/me")
+            .header(CONTENT_TYPE, content_type)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (answers, content_type, grpc) in [
+        (GrpcAnswers::Detect, "application/grpc", true),
+        (GrpcAnswers::Detect, "application/grpc+proto", true),
+        (GrpcAnswers::Detect, "application/json", false),
+        (GrpcAnswers::Always, "application/json", true),
+        (GrpcAnswers::Never, "application/grpc", false),
+    ] {
+        let app = Router::new().route("/me", get(me)).route_layer(
+            CognitoAuthLayer::new(verifier(&server))
+                .optional()
+                .grpc_answers(answers),
+        );
+        let response = app.oneshot(grpc_request(content_type)).await.unwrap();
+        let case = format!("{answers:?} {content_type}");
+        let h = response.headers().clone();
+        assert_eq!(h["cognito-auth-reason"], "missing_token", "{case}");
+        assert_eq!(
+            response.extensions().get::<AuthError>(),
+            Some(&AuthError::MissingToken),
+            "{case}"
+        );
+        if grpc {
+            assert_eq!(response.status(), StatusCode::OK, "{case}");
+            assert_eq!(h[CONTENT_TYPE], "application/grpc", "{case}");
+            assert_eq!(h["grpc-status"], "16", "{case}");
+            assert_eq!(h["grpc-message"], "No token was presented", "{case}");
+        } else {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+            assert!(h.get("grpc-status").is_none(), "{case}");
+            assert_eq!(h[WWW_AUTHENTICATE], BARE, "{case}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_extractor_on_a_route_without_the_layer_is_500() {
     let server = start_server().await;
     let app = Router::new()
@@ -328,7 +376,7 @@ async fn on_rejection_gives_a_json_body_and_keeps_the_challenge() {
     assert_eq!(www.as_deref(), Some(BARE));
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
-        json!({"error": "missing_token", "message": "No bearer token was presented"})
+        json!({"error": "missing_token", "message": "No token was presented"})
     );
 
     // The handler still runs for good tokens.
