@@ -51,7 +51,7 @@ use deadpool_postgres::tokio_postgres::Row;
 use deadpool_postgres::{Object, Pool};
 
 use super::store::{LockOutcome, RefreshStore, SaveOutcome, SessionRecord};
-use crate::session::postgres::{
+use crate::session::postgres_connection::{
     check_pool, connect_pool, corrupt, delete_expired, quoted_table, run_schema, unavailable,
     ADOPTED_TARGET,
 };

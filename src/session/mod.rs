@@ -50,7 +50,9 @@ mod memory;
 mod window;
 
 #[cfg(feature = "postgres")]
-pub(crate) mod postgres;
+mod postgres;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres_connection;
 #[cfg(feature = "postgres")]
 mod postgres_tls;
 #[cfg(feature = "redis")]
