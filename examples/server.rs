@@ -11,6 +11,13 @@
 //! | `COGNITO_JWKS_URL` | the pool's | JWKS URL override, for emulators (moto, cognito-local); `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ISSUER` | the pool's | issuer (`iss`) override, for emulators; `{pool}` is replaced by each pool id (required with several pools) |
 //! | `COGNITO_ALLOW_HTTP` | `0` | `1` allows plain `http://` in the two overrides, on loopback only |
+//! | `COGNITO_MAX_LIFETIME_SECS` | off | refuse tokens whose `exp - iat` is longer than this many seconds (401) |
+//! | `COGNITO_TOKEN_COOKIE` | none | also take the token from this cookie (a bearer header and the cookie on one request: 400); needs `COGNITO_CSRF_HEADER` or `COGNITO_ALLOWED_ORIGINS` |
+//! | `COGNITO_CSRF_HEADER` | none | with a cookie token, unsafe methods (not GET/HEAD/OPTIONS/TRACE) must carry this header (`x-requested-with`, say) |
+//! | `COGNITO_ALLOWED_ORIGINS` | none | with a cookie token, unsafe methods must come with one of these comma-separated `Origin`s (`https://app.example.com`) |
+//! | `COGNITO_JWKS_PROXY` | direct | `env`: follow `HTTPS_PROXY`/`NO_PROXY`; or a proxy URL (`http://proxy.internal:3128`) for the JWKS fetches; the environment's proxy variables are ignored otherwise |
+//! | `COGNITO_JWKS_NO_PROXY` | none | with a proxy URL: comma-separated hosts fetched directly |
+//! | `COGNITO_JWKS_CA_FILE` | none | a PEM file of CA certificates also trusted for the https JWKS URL (a TLS-inspecting proxy, a private mirror) |
 //! | `SESSION_STORE` | `none` | the session window: `none`, `memory`, a `redis://` URL (feature `redis`; a Redis Cluster node's URL uses the whole cluster) or a `postgres://` URL (feature `postgres`; TLS as its `sslmode` says: `?sslmode=require` is TLS with the certificate and host name verified against the system's roots) |
 //! | `SESSION_STORE_CA_FILE` | none | a PEM file of CA certificates trusted for TLS to a `postgres://` `SESSION_STORE`, besides the system's roots (such as Amazon RDS's bundle); with it, `sslmode=prefer` or none also uses TLS when the server offers it |
 //! | `LISTEN_ADDR` | `127.0.0.1:3000` | where to listen |
@@ -48,7 +55,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -60,7 +67,7 @@ use serde_json::{json, Value};
 use tower_cognito::session::{MemoryStore, SessionConfig, SessionStore};
 use tower_cognito::{
     AccessClaims, AnyClaims, AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, ConfigError,
-    IdClaims, PoolConfig, TokenUse, UserPool, Verified, Verifier,
+    CsrfRule, IdClaims, JwksProxy, PoolConfig, TokenSource, TokenUse, UserPool, Verified, Verifier,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -83,6 +90,12 @@ struct Settings {
     jwks_url: Option<String>,
     issuer: Option<String>,
     allow_http: bool,
+    max_lifetime: Option<Duration>,
+    /// `COGNITO_TOKEN_COOKIE` with its CSRF rule.
+    cookie: Option<TokenSource>,
+    proxy: JwksProxy,
+    /// The PEM of `COGNITO_JWKS_CA_FILE`.
+    jwks_roots: Option<Vec<u8>>,
     store: StoreSetting,
     listen: SocketAddr,
 }
@@ -160,6 +173,26 @@ impl Settings {
             }
         }
 
+        let max_lifetime = match var("COGNITO_MAX_LIFETIME_SECS")? {
+            None => None,
+            Some(value) => match value.parse::<u64>() {
+                Ok(secs) if secs > 0 => Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(StartError::invalid(
+                        "COGNITO_MAX_LIFETIME_SECS",
+                        format!("{value:?}: expected a whole number of seconds above 0"),
+                    ))
+                }
+            },
+        };
+        let cookie = token_cookie()?;
+        let proxy = jwks_proxy()?;
+        let jwks_roots = match var("COGNITO_JWKS_CA_FILE")? {
+            None => None,
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                StartError::invalid("COGNITO_JWKS_CA_FILE", format!("cannot read {path:?}: {e}"))
+            })?),
+        };
         let store = StoreSetting::from_env("none", true)?;
         let listen = listen_addr()?;
 
@@ -170,6 +203,10 @@ impl Settings {
             jwks_url,
             issuer,
             allow_http,
+            max_lifetime,
+            cookie,
+            proxy,
+            jwks_roots,
             store,
             listen,
         })
@@ -193,11 +230,108 @@ impl Settings {
             config
         };
         let (first, rest) = self.pools.split_first().expect("at least one pool");
-        let config =
-            CognitoConfig::from_pool(pool_config(first)).allow_http_on_loopback(self.allow_http);
+        let mut config = CognitoConfig::from_pool(pool_config(first))
+            .allow_http_on_loopback(self.allow_http)
+            .jwks_proxy(self.proxy.clone());
+        if let Some(max) = self.max_lifetime {
+            config = config.max_lifetime(max);
+        }
+        if let Some(pem) = &self.jwks_roots {
+            config = config.jwks_root_certificates_pem(pem.clone());
+        }
         rest.iter()
             .fold(config, |config, pool| config.add_pool(pool_config(pool)))
     }
+
+    /// The layer of the protected routes: the bearer header, or also the cookie.
+    fn layer<C: Claims>(&self, verifier: Verifier<C>) -> CognitoAuthLayer<C> {
+        let layer = CognitoAuthLayer::new(verifier);
+        match &self.cookie {
+            Some(source) => layer.token_source(source.clone()),
+            None => layer,
+        }
+    }
+}
+
+/// `COGNITO_TOKEN_COOKIE` with `COGNITO_CSRF_HEADER` and/or `COGNITO_ALLOWED_ORIGINS`.
+fn token_cookie() -> Result<Option<TokenSource>, StartError> {
+    let header = var("COGNITO_CSRF_HEADER")?;
+    let origins = var("COGNITO_ALLOWED_ORIGINS")?;
+    let Some(name) = var("COGNITO_TOKEN_COOKIE")? else {
+        for (variable, value) in [
+            ("COGNITO_CSRF_HEADER", &header),
+            ("COGNITO_ALLOWED_ORIGINS", &origins),
+        ] {
+            if value.is_some() {
+                return Err(StartError::invalid(
+                    variable,
+                    "only means something with COGNITO_TOKEN_COOKIE",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let csrf = match (header, origins) {
+        (Some(_), Some(_)) => {
+            return Err(StartError::invalid(
+                "COGNITO_CSRF_HEADER",
+                "set COGNITO_CSRF_HEADER or COGNITO_ALLOWED_ORIGINS, not both",
+            ))
+        }
+        (Some(header), None) => {
+            let name = axum::http::HeaderName::try_from(header.as_str()).map_err(|_| {
+                StartError::invalid(
+                    "COGNITO_CSRF_HEADER",
+                    format!("{header:?}: not a header name"),
+                )
+            })?;
+            CsrfRule::require_header(name)
+                .map_err(|e| StartError::invalid("COGNITO_CSRF_HEADER", e))?
+        }
+        (None, Some(origins)) => {
+            CsrfRule::allowed_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()))
+                .map_err(|e| StartError::invalid("COGNITO_ALLOWED_ORIGINS", e))?
+        }
+        (None, None) => {
+            return Err(StartError::invalid(
+                "COGNITO_TOKEN_COOKIE",
+                "a cookie token is open to cross-site request forgery: also set \
+                 COGNITO_CSRF_HEADER or COGNITO_ALLOWED_ORIGINS",
+            ))
+        }
+    };
+    TokenSource::bearer_or_cookie(&name, csrf)
+        .map(Some)
+        .map_err(|e| StartError::invalid("COGNITO_TOKEN_COOKIE", e))
+}
+
+/// `COGNITO_JWKS_PROXY` (`env` or a URL) and `COGNITO_JWKS_NO_PROXY`.
+fn jwks_proxy() -> Result<JwksProxy, StartError> {
+    let no_proxy = var("COGNITO_JWKS_NO_PROXY")?;
+    let proxy = match var("COGNITO_JWKS_PROXY")?.as_deref() {
+        None => JwksProxy::none(),
+        Some("env") => JwksProxy::from_env(),
+        Some(url) => {
+            if !common::has_scheme(url, &["http", "https"]) {
+                return Err(StartError::invalid(
+                    "COGNITO_JWKS_PROXY",
+                    "expected `env` or an http:// or https:// proxy URL",
+                ));
+            }
+            let proxy = JwksProxy::url(url);
+            return Ok(match no_proxy {
+                Some(hosts) => proxy.no_proxy(hosts),
+                None => proxy,
+            });
+        }
+    };
+    if no_proxy.is_some() {
+        return Err(StartError::invalid(
+            "COGNITO_JWKS_NO_PROXY",
+            "only means something with a proxy URL in COGNITO_JWKS_PROXY (with `env`, NO_PROXY applies)",
+        ));
+    }
+    Ok(proxy)
 }
 
 /// What `{pool}` in `COGNITO_JWKS_URL` and `COGNITO_ISSUER` is replaced with.
@@ -217,7 +351,16 @@ fn config_error(error: ConfigError, settings: &Settings) -> StartError {
         ConfigError::InvalidRegion(_) | ConfigError::RegionMismatch { .. } => "COGNITO_REGION",
         ConfigError::NoClientIds | ConfigError::InvalidClientId(_) => "COGNITO_CLIENT_IDS",
         ConfigError::InvalidIssuer(_) | ConfigError::DuplicateIssuer(_) => "COGNITO_ISSUER",
+        ConfigError::InvalidUrl {
+            setting: "JWKS proxy",
+            ..
+        } => "COGNITO_JWKS_PROXY",
         ConfigError::InvalidUrl { .. } => "COGNITO_JWKS_URL",
+        ConfigError::InvalidCertificate(_) => "COGNITO_JWKS_CA_FILE",
+        ConfigError::InvalidSetting {
+            setting: "max_lifetime",
+            ..
+        } => "COGNITO_MAX_LIFETIME_SECS",
         _ => "configuration",
     };
     let mut message = error.to_string();
@@ -455,11 +598,11 @@ async fn serve<C: Claims>(
     // `route_layer`: the layers run only for these routes, so unknown paths stay 404.
     let app = Router::new()
         .route("/me", get(me::<C>))
-        .route_layer(CognitoAuthLayer::new(verifier))
+        .route_layer(settings.layer(verifier))
         .merge(
             Router::new()
                 .route("/admin", get(admin::<C>))
-                .route_layer(CognitoAuthLayer::new(admin_verifier)),
+                .route_layer(settings.layer(admin_verifier)),
         )
         .route("/health", get(health))
         .merge(

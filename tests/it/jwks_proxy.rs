@@ -13,9 +13,9 @@ use tower_cognito::{AuthError, ConfigError, JwksProxy, TokenUse, Verifier};
 use crate::support::{self, key, JwksServer};
 
 /// A forwarding proxy on 127.0.0.1; counts the requests it carried.
-struct Proxy {
-    url: String,
-    carried: Arc<AtomicUsize>,
+pub(crate) struct Proxy {
+    pub(crate) url: String,
+    pub(crate) carried: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,7 +25,7 @@ impl Drop for Proxy {
     }
 }
 
-async fn proxy() -> Proxy {
+pub(crate) async fn proxy() -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let carried = Arc::new(AtomicUsize::new(0));

@@ -37,6 +37,8 @@ mod redis_store;
 #[cfg(feature = "refresh")]
 mod refresh_store;
 mod rejections;
+#[cfg(feature = "axum")]
+mod server_example;
 mod session_behaviour;
 mod session_faults;
 mod session_model;
