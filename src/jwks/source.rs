@@ -2,7 +2,7 @@
 //!
 //! The key cache asks a [`Source`] for the keys and knows nothing of sockets. The HTTP
 //! [`Fetcher`] is the one source a user can configure; this crate's unit tests add an in-memory
-//! document ([`MemoryJwks`](super::memory::MemoryJwks)) that they script, so that the cache's
+//! document (`MemoryJwks`, `src/jwks/memory.rs`) that they script, so that the cache's
 //! cooldown, max age and single flight run on tokio's paused clock: a socket would let the
 //! paused clock jump ahead while a test waits on it, firing the HTTP client's timeouts.
 
@@ -22,8 +22,8 @@ pub(crate) enum Source {
 impl Source {
     /// The source for `url`, fetched as `options` say.
     ///
-    /// In unit tests, a URL made by [`MemoryJwks::new`](super::memory::MemoryJwks::new) names
-    /// that in-memory document instead: nothing is ever fetched from it.
+    /// In unit tests, a URL made by `MemoryJwks::new` names that in-memory document instead:
+    /// nothing is ever fetched from it.
     pub(crate) fn new(url: reqwest::Url, options: &JwksOptions) -> Result<Self, ConfigError> {
         #[cfg(test)]
         if let Some(memory) = super::memory::MemoryJwks::registered(url.as_str()) {
