@@ -19,6 +19,9 @@ pub(crate) enum FetchError {
     Status(u16),
     TooLarge,
     Keys(KeySetError),
+    /// Nothing answered: the unit tests' in-memory source playing an endpoint that is down.
+    #[cfg(test)]
+    Unreachable,
 }
 
 impl fmt::Display for FetchError {
@@ -29,6 +32,8 @@ impl fmt::Display for FetchError {
             Self::Status(s) => write!(f, "answered HTTP {s}"),
             Self::TooLarge => f.write_str("body larger than the cap"),
             Self::Keys(e) => e.fmt(f),
+            #[cfg(test)]
+            Self::Unreachable => f.write_str("unreachable"),
         }
     }
 }

@@ -12,7 +12,12 @@
 
 mod fetch;
 mod keyset;
+#[cfg(test)]
+mod memory;
 mod single_flight;
+mod source;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +27,9 @@ use tokio::time::Instant;
 
 use crate::config::{ConfigError, JwksOptions, KeySource, UserPool};
 use crate::error::{AuthError, InvalidToken};
-pub(crate) use fetch::Fetcher;
 pub(crate) use keyset::{KeySet, VerifyingKey, MAX_KID_BYTES};
 use single_flight::{FetchInFlight, SingleFlight};
+use source::Source;
 
 /// The cached keys and their refresh machinery. Cheap to clone.
 #[derive(Clone)]
@@ -37,7 +42,8 @@ struct KeyStore {
     /// The pool id, for logs and metrics.
     pool: Box<str>,
     snapshot: ArcSwap<Snapshot>,
-    fetcher: Option<Fetcher>,
+    /// Where fetches get the keys; `None` when fetching is off.
+    source: Option<Source>,
     max_age: Duration,
     flight: SingleFlight,
 }
@@ -63,9 +69,9 @@ impl KeyCache {
                 .map_err(|e| ConfigError::InvalidJwks(e.to_string()))?,
             None => KeySet::default(),
         };
-        let fetcher = if source.fetch {
+        let fetched_from = if source.fetch {
             let url = options.checked_url(source, pool)?;
-            Some(Fetcher::new(url, options)?)
+            Some(Source::new(url, options)?)
         } else {
             None
         };
@@ -77,7 +83,7 @@ impl KeyCache {
                     loaded_at: Instant::now(),
                     generation: 0,
                 }),
-                fetcher,
+                source: fetched_from,
                 max_age: options.max_age,
                 flight: SingleFlight::new(options.cooldown),
             }),
@@ -164,7 +170,7 @@ impl KeyCache {
 
     /// Joins the fetch in flight, or starts one unless the cooldown since the last one runs.
     fn start_or_join_fetch(&self) -> Option<FetchInFlight> {
-        self.store.fetcher.as_ref()?;
+        self.store.source.as_ref()?;
         let store = Arc::clone(&self.store);
         self.store
             .flight
@@ -174,9 +180,9 @@ impl KeyCache {
 
 impl KeyStore {
     async fn fetch_and_store(&self) {
-        let Some(fetcher) = &self.fetcher else { return };
+        let Some(source) = &self.source else { return };
         let started = Instant::now();
-        let result = fetcher.fetch().await;
+        let result = source.fetch().await;
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
         crate::metrics::jwks_fetch(&self.pool, result.is_ok(), elapsed);
@@ -185,7 +191,7 @@ impl KeyStore {
                 let previous = self.snapshot.load();
                 keys.reuse_unchanged(&previous.keys);
                 tracing::info!(
-                    url = fetcher.url(),
+                    url = source.url(),
                     keys = keys.len(),
                     elapsed_ms,
                     "fetched JWKS"
@@ -199,7 +205,7 @@ impl KeyStore {
             }
             Err(error) => {
                 tracing::warn!(
-                    url = fetcher.url(),
+                    url = source.url(),
                     error = %error,
                     elapsed_ms,
                     cached_keys = self.snapshot.load().keys.len(),
@@ -216,7 +222,7 @@ impl std::fmt::Debug for KeyCache {
         let snapshot = self.store.snapshot.load();
         f.debug_struct("KeyCache")
             .field("keys", &snapshot.keys.len())
-            .field("url", &self.store.fetcher.as_ref().map(Fetcher::url))
+            .field("url", &self.store.source.as_ref().map(Source::url))
             .finish_non_exhaustive()
     }
 }

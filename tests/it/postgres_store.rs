@@ -1,17 +1,18 @@
 //! `PostgresStore` against a real PostgreSQL server (`DATABASE_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/test`). Every test uses its own table, dropped at the end.
+//! `postgres://postgres@127.0.0.1:5432/test`): what is PostgreSQL's own. Refusals that write no
+//! row version, `cleanup_expired`, table names and schemas, rows this crate never writes,
+//! connection errors, `Debug`. Every test uses its own table, dropped at the end. The session
+//! semantics are written once for every backend: `session_behaviour.rs` (the shared suite) and
+//! `session_model.rs` (against the model).
 #![cfg(feature = "postgres")]
 
 use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use support::model::{Rng, WindowModel};
 use support::stores::{database_url, postgres_client, postgres_store, postgres_store_with_schema};
 use tower_cognito::session::{
-    PostgresStore, SessionEntry, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
-    MAX_WINDOW,
+    PostgresStore, SessionStore, SessionVerdict, StoreErrorKind, WindowLimits,
 };
 
 use SessionVerdict::{Accepted, Revoked, Superseded};
@@ -101,128 +102,13 @@ fn limits(size: usize, ttl_secs: i64) -> WindowLimits {
     WindowLimits::new(size, ttl_secs)
 }
 
-async fn run(
-    store: &PostgresStore,
-    key: &str,
-    ops: &[i64],
-    lim: WindowLimits,
-) -> Vec<SessionVerdict> {
-    let mut verdicts = Vec::new();
-    for &iat in ops {
-        verdicts.push(store.check_and_advance(key, iat, 0, lim).await.unwrap());
-    }
-    verdicts
+async fn store_iats(store: &PostgresStore, key: &str) -> Vec<i64> {
+    store.entry(key, 0).await.unwrap().expect("entry").iats
 }
 
 // ---------------------------------------------------------------------------
-// The unit tests of window.rs, through PostgreSQL
+// Refusals write nothing
 // ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn keeps_current_and_previous() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(2, 100);
-    let v = run(&store, "k", &[100, 200, 100, 300, 100, 200, 300], lim).await;
-    assert_eq!(
-        v,
-        [Accepted, Accepted, Accepted, Accepted, Superseded, Accepted, Accepted]
-    );
-    let entry = store.entry("k", 0).await.unwrap().unwrap();
-    assert_eq!(entry.iats, [200, 300]);
-    assert!(!entry.revoked);
-    assert_eq!(entry.expires_at, 100);
-}
-
-#[tokio::test]
-async fn a_late_older_token_enters_a_window_that_is_not_full() {
-    let (store, _table) = fresh_store().await;
-    let v = run(&store, "k", &[200, 100], limits(2, 100)).await;
-    assert_eq!(v, [Accepted; 2]);
-    assert_eq!(store.entry("k", 0).await.unwrap().unwrap().iats, [100, 200]);
-}
-
-#[tokio::test]
-async fn revoked_and_expired() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(2, 100);
-    store.revoke("k", 0, lim).await.unwrap();
-    assert_eq!(
-        store.entry("k", 0).await.unwrap(),
-        Some(SessionEntry::new(vec![], true, 100))
-    );
-    assert_eq!(
-        store.check_and_advance("k", 5, 50, lim).await.unwrap(),
-        Revoked
-    );
-    // A refused check changes nothing, not even the expiry.
-    assert_eq!(store.entry("k", 99).await.unwrap().unwrap().expires_at, 100);
-    // After the TTL the entry is as if never seen.
-    assert_eq!(store.entry("k", 100).await.unwrap(), None);
-    assert_eq!(
-        store.check_and_advance("k", 5, 100, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        store.entry("k", 100).await.unwrap(),
-        Some(SessionEntry::new(vec![5], false, 200))
-    );
-}
-
-#[tokio::test]
-async fn larger_windows_keep_the_newest() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(3, 10);
-    run(&store, "k", &[5, 1, 9, 7, 3], lim).await;
-    assert_eq!(store.entry("k", 0).await.unwrap().unwrap().iats, [5, 7, 9]);
-}
-
-#[tokio::test]
-async fn revoke_keeps_the_live_window_and_extends_it() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(2, 100);
-    run(&store, "k", &[10, 20], lim).await;
-    store.revoke("k", 30, lim).await.unwrap();
-    let entry = store.entry("k", 30).await.unwrap().unwrap();
-    assert_eq!(
-        (entry.iats, entry.revoked, entry.expires_at),
-        (vec![10, 20], true, 130)
-    );
-    // Revoking again extends the revocation.
-    store.revoke("k", 120, lim).await.unwrap();
-    assert_eq!(
-        store.entry("k", 200).await.unwrap().unwrap().expires_at,
-        220
-    );
-    // Revoking an expired entry starts from an empty window.
-    store.check_and_advance("j", 10, 0, lim).await.unwrap();
-    store.revoke("j", 100, lim).await.unwrap();
-    assert_eq!(
-        store.entry("j", 100).await.unwrap().unwrap().iats,
-        Vec::<i64>::new()
-    );
-}
-
-#[tokio::test]
-async fn superseded_leaves_the_entry_unchanged() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(1, 100);
-    assert_eq!(
-        store.check_and_advance("k", 50, 0, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        store.check_and_advance("k", 40, 60, lim).await.unwrap(),
-        Superseded
-    );
-    let entry = store.entry("k", 60).await.unwrap().unwrap();
-    assert_eq!((entry.iats, entry.expires_at), (vec![50], 100));
-    // The same iat again is accepted and extends the entry.
-    assert_eq!(
-        store.check_and_advance("k", 50, 60, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(store.entry("k", 60).await.unwrap().unwrap().expires_at, 160);
-}
 
 /// The row's version (`xmin`, the transaction that wrote it): it changes with every write.
 async fn row_version(table: &TestTable, key: &str) -> String {
@@ -283,267 +169,9 @@ async fn a_refused_check_writes_nothing() {
     assert_ne!(row_version(&table, "k2").await, first);
 }
 
-#[tokio::test]
-async fn expiry_follows_the_now_passed_in() {
-    let (store, _table) = fresh_store().await;
-    let lim = limits(1, 10);
-    store.check_and_advance("k", 100, 1_000, lim).await.unwrap();
-    // Still live at 1_009: an older token is superseded.
-    assert_eq!(
-        store.check_and_advance("k", 50, 1_009, lim).await.unwrap(),
-        Superseded
-    );
-    // Expired at 1_010: the same token starts a new window.
-    assert_eq!(
-        store.check_and_advance("k", 50, 1_010, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(store.entry("k", 1_010).await.unwrap().unwrap().iats, [50]);
-}
-
 // ---------------------------------------------------------------------------
-// Against the model
+// Maintenance
 // ---------------------------------------------------------------------------
-
-/// Random checks, revocations and clock jumps on a few keys; `size` picks the window size of
-/// each operation.
-async fn compare_with_model(
-    store: &PostgresStore,
-    seed: u64,
-    ops: usize,
-    size: impl Fn(&mut Rng) -> usize,
-) {
-    let mut rng = Rng(seed);
-    let mut model = WindowModel::default();
-    let keys = ["a", "b", "c"];
-    let mut now = 1_000;
-    for step in 0..ops {
-        let lim = limits(size(&mut rng), 50);
-        let key = keys[rng.below(keys.len() as u64) as usize];
-        now += match rng.below(20) {
-            0 => 60,
-            n => n as i64 % 4,
-        };
-        if rng.below(40) == 0 {
-            store.revoke(key, now, lim).await.unwrap();
-            model.revoke(key, now, lim);
-        } else {
-            let iat = rng.below(24) as i64;
-            let got = store.check_and_advance(key, iat, now, lim).await.unwrap();
-            let want = model.check(key, iat, now, lim);
-            assert_eq!(
-                got, want,
-                "step {step}: check {key} iat {iat} now {now} {lim:?}"
-            );
-        }
-        for key in keys {
-            assert_eq!(
-                store.entry(key, now).await.unwrap(),
-                model.live(key, now),
-                "step {step}: entry {key} now {now}"
-            );
-        }
-    }
-}
-
-#[tokio::test]
-async fn window_sizes_1_to_8_match_the_model() {
-    let (store, _table) = fresh_store().await;
-    for size in 1..=MAX_WINDOW {
-        store.cleanup_expired(i64::MAX).await.unwrap();
-        compare_with_model(&store, 0x9E37_79B9 + size as u64, 300, |_| size).await;
-    }
-}
-
-#[tokio::test]
-async fn changing_window_sizes_match_the_model() {
-    let (store, _table) = fresh_store().await;
-    compare_with_model(&store, 0xC0FF_EE11, 600, |rng| {
-        1 + rng.below(MAX_WINDOW as u64) as usize
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn extreme_times_and_iats() {
-    let (store, _table) = fresh_store().await;
-    let mut model = WindowModel::default();
-    let lim = limits(2, i64::MAX);
-    // The expiry saturates instead of overflowing.
-    assert_eq!(
-        store
-            .check_and_advance("k", i64::MIN, 5, lim)
-            .await
-            .unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        store
-            .check_and_advance("k", i64::MAX, 5, lim)
-            .await
-            .unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        store.check_and_advance("k", 0, 5, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        store.check_and_advance("k", -1, 5, lim).await.unwrap(),
-        Superseded
-    );
-    let entry = store.entry("k", 5).await.unwrap().unwrap();
-    assert_eq!(
-        (entry.iats, entry.expires_at),
-        (vec![0, i64::MAX], i64::MAX)
-    );
-    for (iat, now) in [(3, -100), (1, -100), (2, -50), (7, i64::MIN + 1)] {
-        let lim = limits(2, 10);
-        assert_eq!(
-            store.check_and_advance("neg", iat, now, lim).await.unwrap(),
-            model.check("neg", iat, now, lim)
-        );
-        assert_eq!(
-            store.entry("neg", now).await.unwrap(),
-            model.live("neg", now)
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Persistence, concurrency, maintenance
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn a_new_instance_sees_what_another_wrote() {
-    let table = TestTable::new();
-    let lim = limits(2, 100);
-    {
-        let first = postgres_store(&table.name).await;
-        first.create_schema().await.unwrap();
-        run(&first, "k", &[100, 200, 300], lim).await;
-        first.revoke("gone", 0, lim).await.unwrap();
-    }
-    let second = postgres_store(&table.name).await;
-    // Running create_schema again is harmless and keeps the data.
-    second.create_schema().await.unwrap();
-    assert_eq!(store_iats(&second, "k").await, [200, 300]);
-    assert_eq!(
-        second.check_and_advance("k", 100, 0, lim).await.unwrap(),
-        Superseded
-    );
-    assert_eq!(
-        second.check_and_advance("k", 250, 0, lim).await.unwrap(),
-        Accepted
-    );
-    assert_eq!(
-        second.check_and_advance("gone", 1, 0, lim).await.unwrap(),
-        Revoked
-    );
-    assert_eq!(store_iats(&second, "k").await, [250, 300]);
-}
-
-async fn store_iats(store: &PostgresStore, key: &str) -> Vec<i64> {
-    store.entry(key, 0).await.unwrap().expect("entry").iats
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn concurrent_first_checks_of_a_new_key_are_all_accepted() {
-    let (first, _table) = fresh_store().await;
-    let second = first.clone().with_table(first.table()).unwrap();
-    // A second pool, as another server would have.
-    let other = postgres_store(first.table()).await;
-    let stores = [Arc::new(first), Arc::new(other), Arc::new(second)];
-    let lim = limits(2, 100);
-    for round in 0..20 {
-        let key = format!("new-{round}");
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..50 {
-            let store = Arc::clone(&stores[i % 2 + usize::from(i % 7 == 0)]);
-            let key = key.clone();
-            let iat = if i % 2 == 0 { 100 } else { 200 };
-            tasks.spawn(async move { store.check_and_advance(&key, iat, 0, lim).await.unwrap() });
-        }
-        let verdicts = tasks.join_all().await;
-        assert!(
-            verdicts.iter().all(|&v| v == Accepted),
-            "round {round}: {verdicts:?}"
-        );
-        assert_eq!(
-            store_iats(&stores[0], &key).await,
-            [100, 200],
-            "round {round}"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn concurrent_checks_keep_the_newest_values() {
-    let (first, _table) = fresh_store().await;
-    let other = postgres_store(first.table()).await;
-    let stores = [Arc::new(first), Arc::new(other)];
-    let lim = limits(MAX_WINDOW, 100);
-    for round in 0..5 {
-        let key = format!("top-{round}");
-        let mut tasks = tokio::task::JoinSet::new();
-        for iat in 1..=40_i64 {
-            let store = Arc::clone(&stores[iat as usize % 2]);
-            let key = key.clone();
-            tasks.spawn(async move {
-                (
-                    iat,
-                    store.check_and_advance(&key, iat, 0, lim).await.unwrap(),
-                )
-            });
-        }
-        let verdicts = tasks.join_all().await;
-        // One of the 8 newest values can never be superseded, and never falls out.
-        for (iat, verdict) in &verdicts {
-            assert_ne!(*verdict, Revoked);
-            if *iat > 32 {
-                assert_eq!(*verdict, Accepted, "iat {iat}");
-            }
-        }
-        assert_eq!(
-            store_iats(&stores[0], &key).await,
-            (33..=40).collect::<Vec<_>>()
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revocation_wins_over_concurrent_checks() {
-    let (store, _table) = fresh_store().await;
-    let store = Arc::new(store);
-    let lim = limits(2, 100);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..40 {
-        let store = Arc::clone(&store);
-        tasks.spawn(async move {
-            if i == 20 {
-                store.revoke("k", 0, lim).await.unwrap();
-                None
-            } else {
-                Some(
-                    store
-                        .check_and_advance("k", 100 + i % 2, 0, lim)
-                        .await
-                        .unwrap(),
-                )
-            }
-        });
-    }
-    let verdicts = tasks.join_all().await;
-    assert!(verdicts
-        .iter()
-        .flatten()
-        .all(|&v| v == Accepted || v == Revoked));
-    assert!(store.entry("k", 0).await.unwrap().unwrap().revoked);
-    assert_eq!(
-        store.check_and_advance("k", 101, 0, lim).await.unwrap(),
-        Revoked
-    );
-}
 
 #[tokio::test]
 async fn cleanup_expired_removes_exactly_the_expired_rows() {
@@ -672,23 +300,6 @@ async fn a_missing_table_is_unavailable() {
         .await
         .expect_err("no table");
     assert_eq!(err.kind(), StoreErrorKind::Unavailable);
-}
-
-#[tokio::test]
-async fn out_of_range_limits_are_refused() {
-    let (store, _table) = fresh_store().await;
-    for lim in [
-        limits(0, 10),
-        limits(MAX_WINDOW + 1, 10),
-        limits(2, 0),
-        limits(2, -5),
-    ] {
-        let err = store.check_and_advance("k", 1, 0, lim).await.unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{lim:?}");
-        let err = store.revoke("k", 0, lim).await.unwrap_err();
-        assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{lim:?}");
-    }
-    assert_eq!(store.entry("k", 0).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -260,6 +260,28 @@ mod checks {
             [Accepted, Accepted, Accepted, Superseded, Accepted, Accepted, Superseded]
         );
         assert_eq!(entry(&store, &key, t).await, live(&[t - 7], t + 600));
+        // Later: a superseded token changes nothing, not even the expiry; the kept one
+        // extends it.
+        assert_eq!(check(&store, &key, t - 8, t + 60, l).await, Superseded);
+        assert_eq!(entry(&store, &key, t + 60).await, live(&[t - 7], t + 600));
+        assert_eq!(check(&store, &key, t - 7, t + 60, l).await, Accepted);
+        assert_eq!(entry(&store, &key, t + 60).await, live(&[t - 7], t + 660));
+    }
+
+    /// A window of three filled out of order: a late older token enters while there is room,
+    /// one between the kept values enters and pushes the oldest out, an older one is superseded.
+    pub async fn larger_window_orders_late_tokens(store: Store) {
+        let (key, t) = (unique("larger"), now());
+        let b = t - 3600;
+        let l = limits(3, 10);
+        assert_eq!(
+            checks(&store, &key, &[b + 5, b + 1, b + 9, b + 7, b + 3], t, l).await,
+            [Accepted, Accepted, Accepted, Accepted, Superseded]
+        );
+        assert_eq!(
+            entry(&store, &key, t).await,
+            live(&[b + 5, b + 7, b + 9], t + 10)
+        );
     }
 
     /// A revoked session refuses every token, old, current or newer, until its TTL ends.
@@ -278,11 +300,14 @@ mod checks {
         let e = entry(&store, &key, t + 20).await.expect("revoked entry");
         assert!(e.revoked);
         assert_eq!(e.expires_at, t + 10 + 600);
+        // The revocation keeps the live window.
+        assert_eq!(e.iats, [b + 100, b + 200]);
         // Revoking again is harmless and extends the revocation.
         revoke(&store, &key, t + 30, L2).await;
         let e = entry(&store, &key, t + 30).await.expect("revoked entry");
         assert!(e.revoked);
         assert_eq!(e.expires_at, t + 30 + 600);
+        assert_eq!(e.iats, [b + 100, b + 200]);
         assert_eq!(check(&store, &key, b + 400, t + 40, L2).await, Revoked);
     }
 
@@ -295,6 +320,15 @@ mod checks {
         assert!(e.iats.is_empty(), "{e:?}");
         assert_eq!(check(&store, &key, t - 1, t, L2).await, Revoked);
         assert_eq!(check(&store, &key, t, t + 1, L2).await, Revoked);
+        // A session whose entry expired is as unknown: revoked with an empty window.
+        let expired = unique("revoke_expired");
+        let l = limits(2, 100);
+        assert_eq!(check(&store, &expired, t - 10, t, l).await, Accepted);
+        revoke(&store, &expired, t + 100, l).await;
+        assert_eq!(
+            entry(&store, &expired, t + 100).await,
+            Some(SessionEntry::new(Vec::new(), true, t + 200))
+        );
     }
 
     /// A revocation lasts the TTL from the revocation, then the session is as if never seen.
@@ -366,9 +400,12 @@ mod checks {
             live(&[t - 20, t - 10], t + 100)
         );
         revoke(&store, &key, t + 60, l).await;
-        assert_eq!(check(&store, &key, t, t + 70, l).await, Revoked);
-        let e = entry(&store, &key, t + 70).await.expect("revoked entry");
-        assert_eq!((e.revoked, e.expires_at), (true, t + 160));
+        let revoked = Some(SessionEntry::new(vec![t - 20, t - 10], true, t + 160));
+        assert_eq!(entry(&store, &key, t + 60).await, revoked);
+        for (iat, at) in [(t, t + 70), (t - 10, t + 99), (t - 30, t + 159)] {
+            assert_eq!(check(&store, &key, iat, at, l).await, Revoked, "iat {iat}");
+            assert_eq!(entry(&store, &key, at).await, revoked, "after iat {iat}");
+        }
     }
 
     /// Sessions are independent, whatever their keys look like (prefixes of each other, case,
@@ -635,6 +672,36 @@ mod checks {
             assert!(matches!(verdict, Accepted | Superseded | Revoked));
         }
         assert!(entry(&store, &key, t).await.is_some_and(|e| e.revoked));
+
+        // Two values in a window of two, with a revocation among the checks: none can be
+        // superseded, so every check is accepted or revoked.
+        let key = unique("concurrent_revoke_two");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (store, key) = (store.clone(), key.clone());
+            tasks.spawn(async move {
+                if i == 20 {
+                    store.revoke(&key, t, L2).await.expect("revoke");
+                    None
+                } else {
+                    Some(
+                        store
+                            .check_and_advance(&key, t - 100 + i % 2, t, L2)
+                            .await
+                            .expect("check"),
+                    )
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let verdict = r.expect("task");
+            assert!(
+                matches!(verdict, None | Some(Accepted | Revoked)),
+                "{verdict:?}"
+            );
+        }
+        assert!(entry(&store, &key, t).await.is_some_and(|e| e.revoked));
+        assert_eq!(check(&store, &key, t - 99, t, L2).await, Revoked);
     }
 }
 
@@ -685,6 +752,81 @@ async fn survives_restart(open: impl Fn(String) -> Opened, ns: &str, other_ns: &
 }
 
 // ---------------------------------------------------------------------------------------------
+// Two instances: checks of one session through two servers at once
+// ---------------------------------------------------------------------------------------------
+
+/// Concurrent checks of one session through `stores` (two instances on one backend, as two
+/// servers have, and a second handle on the first) are applied one after another, as through one
+/// instance: no lost update, no first check of a new key refused.
+async fn two_instances_apply_checks_one_after_another(stores: [Store; 3]) {
+    let t = now();
+    let b = t - 3600;
+    let through = |i: usize| stores[i % 2 + usize::from(i % 7 == 0)].clone();
+
+    // Two values over the instances into a window of two, on a new key, again and again: every
+    // check accepted, both values kept.
+    let l = limits(2, 100);
+    for round in 0..20 {
+        let key = unique(&format!("two_new{round}"));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let (store, key) = (through(i), key.clone());
+            let iat = if i % 2 == 0 { b + 100 } else { b + 200 };
+            tasks.spawn(async move { store.check_and_advance(&key, iat, t, l).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let verdict = r.expect("task").expect("check");
+            assert_eq!(verdict, Accepted, "round {round}");
+        }
+        assert_eq!(
+            entry(&stores[1], &key, t).await,
+            live(&[b + 100, b + 200], t + 100),
+            "round {round}"
+        );
+    }
+
+    // Eight distinct values at once into a window of eight: a lost update would lose one.
+    let l = limits(MAX_WINDOW, 100);
+    let key = unique("two_eight");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let (store, key) = (through(i), key.clone());
+        let iat = b + (i as i64 * 5) % 8;
+        tasks.spawn(async move { store.check_and_advance(&key, iat, t, l).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.expect("task").expect("check"), Accepted);
+    }
+    let all: Vec<i64> = (b..b + 8).collect();
+    assert_eq!(entry(&stores[0], &key, t).await, live(&all, t + 100));
+
+    // Forty values at once into a window of eight: never revoked, the eight newest always
+    // accepted, and exactly they are kept.
+    for round in 0..5 {
+        let key = unique(&format!("two_top{round}"));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 1..=40_i64 {
+            let (store, key) = (through(n as usize), key.clone());
+            tasks.spawn(async move { (n, store.check_and_advance(&key, b + n, t, l).await) });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (n, verdict) = r.expect("task");
+            let verdict = verdict.expect("check");
+            assert_ne!(verdict, Revoked, "round {round}");
+            if n > 32 {
+                assert_eq!(verdict, Accepted, "round {round}: iat +{n}");
+            }
+        }
+        let newest: Vec<i64> = (b + 33..=b + 40).collect();
+        assert_eq!(
+            entry(&stores[0], &key, t).await,
+            live(&newest, t + 100),
+            "round {round}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backends
 // ---------------------------------------------------------------------------------------------
 
@@ -718,6 +860,7 @@ macro_rules! with_every_check {
                 late_older_token_is_ordered,
                 every_window_size,
                 window_of_one,
+                larger_window_orders_late_tokens,
                 revoke_refuses_every_token,
                 revoke_unknown_session,
                 revocation_ends_with_ttl,
@@ -765,6 +908,14 @@ mod memory_backend {
         assert_eq!(check(&b, &key, t - 3, t, L2).await, Superseded);
     }
 
+    /// Clones of one store are its "instances".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_from_two_instances() {
+        let a = MemoryStore::new(10_000);
+        let first: Store = Arc::new(a.clone());
+        two_instances_apply_checks_one_after_another([first.clone(), Arc::new(a), first]).await;
+    }
+
     /// Two separate memory stores share nothing.
     #[tokio::test]
     async fn separate_instances_share_nothing() {
@@ -800,6 +951,15 @@ mod redis_backend {
         survives_restart(open, &ns, &other).await;
         cleanup(&ns).await;
         cleanup(&other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_from_two_instances() {
+        let ns = unique("two_instances");
+        let first = open(ns.clone()).await;
+        let second = open(ns.clone()).await;
+        two_instances_apply_checks_one_after_another([first.clone(), second, first]).await;
+        cleanup(&ns).await;
     }
 
     /// The prefix really is a prefix: the session key is stored under `prefix + key`, and
@@ -851,6 +1011,15 @@ mod redis_cluster_backend {
     async fn survives_a_restart() {
         let (ns, other) = (unique("restart"), unique("restart_other"));
         survives_restart(open, &ns, &other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_from_two_instances() {
+        let ns = unique("two_instances");
+        let first = open(ns.clone()).await;
+        let second = open(ns.clone()).await;
+        two_instances_apply_checks_one_after_another([first.clone(), second, first]).await;
+        cleanup(&ns).await;
     }
 }
 
@@ -906,6 +1075,15 @@ mod postgres_backend {
         survives_restart(open, &ns, &other).await;
         cleanup(&ns).await;
         cleanup(&other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_from_two_instances() {
+        let ns = unique("two_instances");
+        let first = open(ns.clone()).await;
+        let second = open(ns.clone()).await;
+        two_instances_apply_checks_one_after_another([first.clone(), second, first]).await;
+        cleanup(&ns).await;
     }
 
     /// `create_schema` may run again (every server runs it at start-up).
