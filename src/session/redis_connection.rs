@@ -673,12 +673,20 @@ pub(crate) async fn connect(url: &str, scripts: &[&Lua]) -> Result<RedisConnecti
         }
     };
     let mut conn = opened.map_err(|e| {
-        if e.to_string()
-            .contains("SELECT is not allowed in cluster mode")
-        {
+        let text = e.to_string();
+        if text.contains("SELECT is not allowed in cluster mode") {
             StoreError::new(
                 StoreErrorKind::InvalidInput,
                 format!("{addr}: a Redis Cluster has database 0 only, not {db}"),
+            )
+        } else if text.contains("DB index is out of range") {
+            // Also what a Valkey 9 cluster node answers (it may have several databases).
+            StoreError::new(
+                StoreErrorKind::InvalidInput,
+                format!(
+                    "{addr}: the server has no database {db} (a Redis Cluster has database 0 \
+                     only)"
+                ),
             )
         } else {
             unavailable(e)

@@ -17,6 +17,8 @@
 //! - A server that is up but slow (`DEBUG SLEEP`) is still cut at the store timeout, and is not
 //!   taken for down: the first request after the pause is answered 200.
 //! - The refresh store (feature `refresh`) fails as fast and recovers the same way.
+//! - An operator detail: a URL naming a database the server does not have is refused as
+//!   `InvalidInput` at connect, not taken for an outage (Valkey 9 cluster nodes answer so too).
 //!
 //! Run with `--nocapture` for the figures: time to 503 (first answers, median, p99), recovery
 //! after the restart, connection attempts.
@@ -462,4 +464,17 @@ async fn ping_fails_fast_while_down() {
     }
     println!("redis fast fail, ping: {}", figures(&times, 10));
     assert_eq!(times.len(), 50);
+}
+
+/// A database the server does not have (the shared server has 16) is a configuration error at
+/// connect, `InvalidInput` with the reason, not an outage.
+#[tokio::test]
+async fn a_database_the_server_lacks_is_invalid_input() {
+    use tower_cognito::session::StoreErrorKind;
+    let url = format!("{}/4000", support::stores::redis_url());
+    let error = RedisStore::connect(&url)
+        .await
+        .expect_err("no database 4000");
+    assert_eq!(error.kind(), StoreErrorKind::InvalidInput, "{error}");
+    assert!(error.to_string().contains("no database 4000"), "{error}");
 }
