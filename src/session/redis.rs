@@ -245,8 +245,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 ///
 /// A request never waits for a reconnect loop. After the connection to a single server is lost,
 /// one connection attempt is made, which the requests of that moment wait for (a refused
-/// connection is known at once; a dropped idle connection to a live server costs them a round
-/// trip). Once an attempt has failed, the server is taken for down: every call fails at once
+/// connection is known at once, one nobody answers after the 1 s connect timeout, cut earlier
+/// by the store timeout; a dropped idle connection to a live server costs them a round trip).
+/// Once an attempt has failed, the server is taken for down: every call fails at once
 /// with [`StoreErrorKind::Unavailable`], without touching the network, while one background
 /// task reconnects, one attempt at a time, 20 ms after the failure and then with the pause
 /// doubling up to 250 ms. Its first success (a new connection that answers `PING`) lets calls
