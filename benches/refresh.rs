@@ -236,7 +236,8 @@ async fn redis_store() -> Result<Arc<dyn RefreshStore>, String> {
     let store = RedisRefreshStore::connect(&url)
         .await
         .map_err(|e| format!("{url}: {e}"))?
-        .with_prefix("tower-cognito-bench:bff:");
+        .with_prefix("tower-cognito-bench:bff:")
+        .map_err(|e| e.to_string())?;
     Ok(Arc::new(store))
 }
 

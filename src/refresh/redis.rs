@@ -13,9 +13,15 @@
 //! - the lock, a string at `{prefix}{<id>}:lock` holding the holder's fence, with Redis's own
 //!   expiry (`PX`) as the lease.
 //!
-//! The hash tag is the first `{...}` of a key. With a prefix that holds no `{`, it is the session
-//! id; with one that does, it is still the same for both keys, because the lock key is the record
-//! key plus a suffix and the record key's tag closes within it.
+//! The hash tag is what lies between the first `{` of a key and the next `}`, unless that is
+//! empty: then Redis hashes the whole key. With a prefix that holds no `{`, the tag is the
+//! session id (lower case hex digits, from the session cookie). With one that does, it is still
+//! the same for both keys, because the lock key is the record key plus a suffix and the record
+//! key's tag closes within it, except when it is empty: a prefix whose first `{` is followed by
+//! `}` (as in `app:{}:`) would have each whole key hashed, the record and its lock in different
+//! slots, and every script refused by a cluster (`CROSSSLOT`), so
+//! [`RedisRefreshStore::with_prefix`] refuses it. A prefix with a tag of its own (`{app}:`)
+//! works, but makes that tag every session's: all of them in one slot, on one node.
 //!
 //! The record's integers are written in Rust's decimal form and compared by the scripts as Lua
 //! numbers (doubles), which is exact within ±2^53; `now`, `expires_at`, `access_expires_at` and
@@ -43,9 +49,12 @@
 //! # Errors
 //!
 //! As for the session window's `RedisStore`: a server that cannot be reached is
-//! [`StoreErrorKind::Unavailable`] (the connection is re-established in the background), an
-//! answer slower than the connection's response timeout (5 s) is [`StoreErrorKind::Timeout`], and
-//! an unexpected answer is [`StoreErrorKind::Corrupt`].
+//! [`StoreErrorKind::Unavailable`], an answer slower than the connection's response timeout (5 s)
+//! is [`StoreErrorKind::Timeout`], and an unexpected answer is [`StoreErrorKind::Corrupt`]. A
+//! single server that is down costs a call no wait: once a connection attempt has failed, calls
+//! fail at once while the connection is re-established in the background, and succeed again
+//! within about 250 ms of the server being back (see
+//! [`RedisStore`](crate::session::RedisStore#a-server-that-is-down)).
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -179,7 +188,7 @@ fn scripts() -> [&'static Lua; 4] {
 ///
 /// let store = RedisRefreshStore::connect("redis://127.0.0.1:6379")
 ///     .await?
-///     .with_prefix("myapp:bff:");
+///     .with_prefix("myapp:bff:")?;
 /// let store: Arc<dyn RefreshStore> = Arc::new(store);
 /// # Ok(()) }
 /// ```
@@ -257,10 +266,18 @@ impl RedisRefreshStore {
 
     /// Stores the sessions under keys starting with `prefix` instead of
     /// [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Arc::from(prefix.into());
-        self
+    ///
+    /// A session's two keys share a hash tag, which keeps them in one Redis Cluster slot: the
+    /// session id, `{<id>}`, when `prefix` holds no `{`. Leave braces out of it: a `{name}` in
+    /// it becomes the tag of every session (all of them in one slot, on one node), and an empty
+    /// one would split each session's keys across slots. Fails with
+    /// [`StoreErrorKind::InvalidInput`] for such a prefix: one whose first `{` is followed by
+    /// `}`, as in `app:{}:`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        let prefix = prefix.into();
+        check_prefix(&prefix)?;
+        self.prefix = Arc::from(prefix);
+        Ok(self)
     }
 
     /// The prefix of every key this store writes.
@@ -457,6 +474,24 @@ fn session_keys(prefix: &str, id: &str) -> (String, String) {
     (record, lock)
 }
 
+/// Refuses a prefix under which a session's two keys would not share a hash tag: one whose
+/// first `{` is followed by `}` (an empty tag makes Redis hash each whole key; see the module
+/// docs).
+fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    let empty_tag = prefix
+        .find('{')
+        .is_some_and(|open| prefix[open + 1..].starts_with('}'));
+    if empty_tag {
+        Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            "the key prefix of the Redis refresh store holds an empty hash tag `{}`: a session's \
+             record and lock would fall into different cluster slots",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// The lease in whole milliseconds, rounded up (Redis refuses `PX 0`) and cut to a century.
 fn lease_ms(lease: Duration) -> u128 {
     lease.as_nanos().div_ceil(1_000_000).clamp(1, MAX_LEASE_MS)
@@ -574,6 +609,56 @@ mod tests {
         assert_eq!(lease_ms(Duration::from_micros(1001)), 2);
         assert_eq!(lease_ms(Duration::from_secs(30)), 30_000);
         assert_eq!(lease_ms(Duration::MAX), MAX_LEASE_MS);
+    }
+
+    /// What Redis Cluster hashes of `key`: the part between the first `{` and the next `}`
+    /// when that is not empty, else the whole key.
+    fn hashed(key: &str) -> &str {
+        key.find('{')
+            .and_then(|open| {
+                let rest = &key[open + 1..];
+                rest.find('}')
+                    .filter(|&close| close > 0)
+                    .map(|close| &rest[..close])
+            })
+            .unwrap_or(key)
+    }
+
+    #[test]
+    fn prefixes_with_an_empty_hash_tag_are_refused() {
+        // Each of these, accepted, would split a session's keys across slots.
+        for bad in ["{}", "app:{}:", "{}{x}:", "a}b{}"] {
+            let (record, lock) = session_keys(bad, "ab12");
+            assert_ne!(hashed(&record), hashed(&lock), "{bad}");
+            let error = check_prefix(bad).expect_err(bad);
+            assert_eq!(error.kind(), StoreErrorKind::InvalidInput, "{bad}");
+            assert!(error.to_string().contains("empty hash tag"), "{error}");
+        }
+        // Without a `{`: the tag is the session id.
+        for good in [
+            "",
+            "tower-cognito:bff:",
+            "myapp:bff:",
+            "a}b:",
+            "a b:[x]:(y):<z>:",
+            "ü:",
+        ] {
+            check_prefix(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            let (record, lock) = session_keys(good, "ab12");
+            assert_eq!((hashed(&record), hashed(&lock)), ("ab12", "ab12"), "{good}");
+        }
+        // With one: one tag for both keys still, the prefix's own (every session in one slot)
+        // or one that runs into the id.
+        for (good, tag) in [
+            ("{app}:", "app"),
+            ("x:{app}:{}", "app"),
+            ("{x:", "x:{ab12"),
+            ("a{b}{", "b"),
+        ] {
+            check_prefix(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            let (record, lock) = session_keys(good, "ab12");
+            assert_eq!((hashed(&record), hashed(&lock)), (tag, tag), "{good}");
+        }
     }
 
     #[test]

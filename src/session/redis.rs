@@ -57,10 +57,13 @@
 //!
 //! # Errors
 //!
-//! A server that cannot be reached or fails to answer is [`StoreErrorKind::Unavailable`] (the
-//! connection is re-established in the background), an answer slower than the connection's own
-//! response timeout (5 s; the verifier's store timeout is normally much shorter) is
-//! [`StoreErrorKind::Timeout`], and an unexpected answer is [`StoreErrorKind::Corrupt`].
+//! A server that cannot be reached or fails to answer is [`StoreErrorKind::Unavailable`], an
+//! answer slower than the connection's own response timeout (5 s; the verifier's store timeout
+//! is normally much shorter) is [`StoreErrorKind::Timeout`], and an unexpected answer is
+//! [`StoreErrorKind::Corrupt`].
+//!
+//! A single server that is down fails calls at once while the connection is re-established in
+//! the background: see "A server that is down" on [`RedisStore`].
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -220,7 +223,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// session (from any number of servers) are applied one after another; should Redis forget the
 /// script (restart, `SCRIPT FLUSH`), the call is sent again as `EVAL` on the `NOSCRIPT` answer.
 /// The connection reconnects by itself after a failure; requests made while Redis is unreachable
-/// fail with [`StoreErrorKind::Unavailable`]. Cloning is cheap and shares the connection.
+/// fail with [`StoreErrorKind::Unavailable`], at once, without waiting for the reconnect (see
+/// [below](#a-server-that-is-down)). Cloning is cheap and shares the connection.
 ///
 /// Pointed at a Redis Cluster node, it uses the cluster (see [`connect`](Self::connect) and
 /// [`connect_cluster`](Self::connect_cluster)).
@@ -236,6 +240,30 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// Expiry is decided from `expires_at` and the `now` the verifier passes; Redis's own expiry
 /// (the session TTL from each write) only reclaims abandoned sessions. A key holding anything
 /// else is reported as [`StoreErrorKind::Corrupt`] and left untouched.
+///
+/// # A server that is down
+///
+/// A request never waits for a reconnect loop. After the connection to a single server is lost,
+/// one connection attempt is made, which the requests of that moment wait for (a refused
+/// connection is known at once, one nobody answers after the 1 s connect timeout, cut earlier
+/// by the store timeout; a dropped idle connection to a live server costs them a round trip).
+/// Once an attempt has failed, the server is taken for down: every call fails at once
+/// with [`StoreErrorKind::Unavailable`], without touching the network, while one background
+/// task reconnects, one attempt at a time, 20 ms after the failure and then with the pause
+/// doubling up to 250 ms. Its first success (a new connection that answers `PING`) lets calls
+/// through again, so the store is back within about 250 ms of the server. The exception is
+/// [`revoke`](SessionStore::revoke), an explicit call that should reach the store if it can:
+/// while the server is taken for down, it asks for an attempt right away and waits for it
+/// (under the caller's timeout). A server that is up but slow is not taken for down: each call
+/// is cut by the verifier's store timeout, as before. On a Redis Cluster the cluster client's
+/// own reconnects and retries apply instead (bounded by the store timeout).
+///
+/// The verifier's circuit breaker
+/// ([`SessionConfig::circuit_breaker`](super::SessionConfig::circuit_breaker), on by default)
+/// comes on top: after 3 failures in a row, checks are answered without calling the store at
+/// all, until its probe ([`ping`](SessionStore::ping), which fails at once too while the server
+/// is down) finds the store answering again. It guards checks only, not
+/// [`Verifier::revoke_session`](crate::Verifier::revoke_session), which always calls `revoke`.
 #[derive(Clone)]
 pub struct RedisStore {
     /// Also `host:port/db` or the cluster's seeds, for `Debug`: never the password.
@@ -326,6 +354,11 @@ impl RedisStore {
 
     /// Stores the sessions under keys starting with `prefix` instead of
     /// [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    ///
+    /// Any prefix works, on a Redis Cluster too: every script touches one key only, so no two
+    /// keys need to share a slot. But leave braces out of it on a cluster: a `{name}` in the
+    /// prefix becomes the hash tag of every session key, which puts all sessions in one slot,
+    /// on one node.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Arc::from(prefix.into());
@@ -382,6 +415,8 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             check_limits(limits)?;
             check_exact(&[now])?;
+            // An explicit call: tried even while the server is taken for down.
+            self.conn.reach().await?;
             let call = SCRIPTS
                 .revoke
                 .call(&[self.redis_key(key)])

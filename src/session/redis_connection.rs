@@ -13,6 +13,20 @@
 //! `ASK` (with `ASKING`), and retries a few times, quickly, on `TRYAGAIN`, `CLUSTERDOWN` and
 //! lost connections. Each script touches keys of one slot only, so it stays one round trip.
 //!
+//! # A single server that is down
+//!
+//! On one server, redis-rs's connection manager keeps the connection and, after a failure,
+//! makes one new connection attempt, which the requests that come meanwhile wait for (a
+//! dropped idle connection costs them a round trip, not an error). When that attempt fails,
+//! the server is taken for down: requests fail at once with [`StoreErrorKind::Unavailable`]
+//! (a refused connection on loopback is known in microseconds), never waiting for a reconnect,
+//! while one background task tries again, one attempt at a time, [`FIRST_RETRY`] after the
+//! failure and then with the pause doubling up to [`LAST_RETRY`]; its first success (a new
+//! connection that answers `PING`) lets requests through again. A server that is up but slow is
+//! not taken for down: its answers are cut by the caller's timeout, as before.
+//! [`RedisConnection::reach`] (for explicit calls such as a revocation) asks the task for an
+//! attempt right away and waits for it. The cluster client has reconnects of its own (below).
+//!
 //! # Scripts on many nodes
 //!
 //! The scripts are loaded at connect time on every node (`SCRIPT LOAD` goes to all of them on a
@@ -30,11 +44,11 @@
 //! it reaches a replica may lose it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -50,6 +64,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long one node may take to answer (the verifier's store timeout is normally much shorter).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pause before the first background reconnect attempt to a single server that is down;
+/// it doubles after each failed attempt, up to [`LAST_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(20);
+
+/// The longest pause between two reconnect attempts: a server that comes back is found within
+/// this (plus one connection).
+const LAST_RETRY: Duration = Duration::from_millis(250);
+
+/// How long one reconnect attempt (a connection and a `PING`) may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connection attempts at connect time, with [`FIRST_RETRY`] doubling between them.
+const CONNECT_ATTEMPTS: u32 = 3;
 
 /// A Lua script and its text, for the `EVAL` fallback on `NOSCRIPT`.
 pub(crate) struct Lua {
@@ -131,18 +159,26 @@ impl ReplicaWait {
     }
 }
 
-/// One server (through a connection manager that reconnects by itself) or a Redis Cluster
-/// (through the cluster client, which reconnects to each node and refreshes its slot map).
+/// One server (through a connection manager, failing fast while the server is down) or a
+/// Redis Cluster (through the cluster client, which reconnects to each node and refreshes its
+/// slot map).
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     Cluster(Arc<Cluster>),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(c) => {
+                let single = c.clone();
+                Box::pin(async move {
+                    let answer = single.manager().req_packed_command(cmd).await;
+                    single.answered(&answer);
+                    answer
+                })
+            }
             Conn::Cluster(c) => {
                 let cluster = c.clone();
                 Box::pin(async move {
@@ -163,7 +199,17 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) => {
+                let single = c.clone();
+                Box::pin(async move {
+                    let answer = single
+                        .manager()
+                        .req_packed_commands(pipeline, offset, count)
+                        .await;
+                    single.answered(&answer);
+                    answer
+                })
+            }
             Conn::Cluster(c) => {
                 let cluster = c.clone();
                 Box::pin(async move {
@@ -179,9 +225,204 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(c) => c.manager.load().get_db(),
             Conn::Cluster(_) => 0,
         }
+    }
+}
+
+/// One Redis server: redis-rs's connection manager, and whether the server is down.
+///
+/// The manager is made with no retries of its own: after a connection failure it makes ONE new
+/// attempt, which the requests that come meanwhile wait for. A failure that points at the
+/// connection ([`Single::answered`]) starts the reconnect task ([`reconnect`]), which first
+/// waits for that attempt; when it fails, the server is down: requests are answered at once
+/// ([`RedisConnection::ready`]) and only the task connects, one attempt at a time with a
+/// growing pause, each with a new manager, until one answers `PING`.
+struct Single {
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// The manager requests use; replaced by the one that reconnected.
+    manager: ArcSwap<ConnectionManager>,
+    /// An attempt to reach the server failed and none succeeded since. Only the reconnect
+    /// task sets it, and it runs as long as this is set.
+    down: AtomicBool,
+    /// The reconnect task runs (there is one at most).
+    reconnecting: AtomicBool,
+    /// The reconnect task's attempts, started and finished (what [`Single::reach`] waits on).
+    attempts: tokio::sync::watch::Sender<Attempts>,
+    /// Asks the reconnect task for an attempt now instead of after its pause.
+    wake: tokio::sync::Notify,
+    /// Why the last attempt failed (redis-rs's message: never a password).
+    last_error: ArcSwapOption<String>,
+    /// `host:port/db`.
+    server: Arc<str>,
+}
+
+/// How many reconnect attempts were started and finished.
+#[derive(Debug, Clone, Copy, Default)]
+struct Attempts {
+    started: u64,
+    finished: u64,
+}
+
+impl Single {
+    fn manager(&self) -> ConnectionManager {
+        ConnectionManager::clone(&self.manager.load())
+    }
+
+    /// The error of a request made while the server is down.
+    fn down_error(&self) -> StoreError {
+        let last = self.last_error.load_full();
+        let last = last.as_deref().map_or("", String::as_str);
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!(
+                "{}: not reachable ({last}); reconnecting in the background",
+                self.server
+            ),
+        )
+    }
+
+    /// Looks at a request's answer: an error that says the connection is lost, or could not be
+    /// made, starts the reconnect task (unless it runs). A timeout does not: a slow server is
+    /// not a lost one, and the caller's timeout deals with it.
+    fn answered<T>(self: &Arc<Self>, answer: &Result<T, RedisError>) {
+        let Err(error) = answer else {
+            return;
+        };
+        if error.is_timeout() || !(error.is_unrecoverable_error() || error.is_io_error()) {
+            return;
+        }
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(reconnect(Arc::downgrade(self)));
+            }
+            Err(_) => self.reconnecting.store(false, Ordering::Release),
+        }
+    }
+
+    /// For an explicit call: when the server is down, asks the reconnect task for an attempt
+    /// now, and waits until an attempt started after this call ended. `Ok` once the server
+    /// answers again.
+    async fn reach(&self) -> Result<(), StoreError> {
+        if !self.down.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut attempts = self.attempts.subscribe();
+        let target = attempts.borrow_and_update().started + 1;
+        self.wake.notify_one();
+        loop {
+            if !self.down.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if attempts.borrow_and_update().finished >= target {
+                return Err(self.down_error());
+            }
+            if attempts.changed().await.is_err() {
+                return Err(self.down_error());
+            }
+        }
+    }
+
+    /// The first attempt: `PING` through the current manager, which waits for the connection
+    /// attempt that the failure started.
+    async fn ping_current(&self) -> Result<(), String> {
+        ping(&mut self.manager()).await
+    }
+
+    /// A later attempt: a new manager (one connection attempt), used from now on if it
+    /// answers `PING`.
+    async fn replace(&self) -> Result<(), String> {
+        let attempt = async {
+            let mut manager =
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            ping(&mut manager).await?;
+            Ok::<_, String>(manager)
+        };
+        let manager = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt)
+            .await
+            .map_err(|_| "connection attempt timed out".to_owned())??;
+        self.manager.store(Arc::new(manager));
+        Ok(())
+    }
+}
+
+/// `PING` within [`ATTEMPT_TIMEOUT`].
+async fn ping(manager: &mut ConnectionManager) -> Result<(), String> {
+    match tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        redis::cmd("PING").query_async::<Value>(manager),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("PING timed out".to_owned()),
+    }
+}
+
+/// The reconnect task of a single server: runs until an attempt succeeds (or the store is
+/// dropped). The first attempt waits for the manager's own; each failed one marks the server
+/// down and pauses ([`FIRST_RETRY`], doubling up to [`LAST_RETRY`]) unless woken.
+async fn reconnect(single: Weak<Single>) {
+    /// Should the task end without an answer (its runtime shut down), requests go back to the
+    /// manager, and the next failure starts a new task.
+    struct Reset(Option<Weak<Single>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if let Some(single) = self.0.take().and_then(|s| s.upgrade()) {
+                single.reconnecting.store(false, Ordering::Release);
+                single.down.store(false, Ordering::Release);
+            }
+        }
+    }
+    let mut reset = Reset(Some(single.clone()));
+    let mut pause = FIRST_RETRY;
+    let mut first = true;
+    loop {
+        let Some(single) = single.upgrade() else {
+            return;
+        };
+        single.attempts.send_modify(|a| a.started += 1);
+        let result = if first {
+            single.ping_current().await
+        } else {
+            single.replace().await
+        };
+        first = false;
+        match result {
+            Ok(()) => {
+                single.reconnecting.store(false, Ordering::Release);
+                let was_down = single.down.swap(false, Ordering::AcqRel);
+                single.attempts.send_modify(|a| a.finished += 1);
+                if was_down {
+                    tracing::info!(server = %single.server, "Redis answers again: reconnected");
+                }
+                reset.0 = None;
+                return;
+            }
+            Err(error) => {
+                single.last_error.store(Some(Arc::new(error.clone())));
+                if single.down.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(server = %single.server, %error, "Redis reconnect attempt failed");
+                } else {
+                    tracing::warn!(
+                        server = %single.server,
+                        %error,
+                        "Redis unreachable: requests fail at once while it reconnects in the background"
+                    );
+                }
+                single.attempts.send_modify(|a| a.finished += 1);
+            }
+        }
+        let _ = tokio::time::timeout(pause, single.wake.notified()).await;
+        pause = (pause * 2).min(LAST_RETRY);
     }
 }
 
@@ -296,6 +537,24 @@ impl RedisConnection {
         self.wait = wait;
     }
 
+    /// `Err` at once while a single server is down (see the module docs).
+    fn ready(&self) -> Result<(), StoreError> {
+        match &self.conn {
+            Conn::Single(single) if single.down.load(Ordering::Acquire) => Err(single.down_error()),
+            _ => Ok(()),
+        }
+    }
+
+    /// For an explicit call (a revocation) that should reach the server if it can: while a
+    /// single server is down, asks for a connection attempt now and waits for it (the caller
+    /// bounds the wait), instead of failing at once as requests do.
+    pub(crate) async fn reach(&self) -> Result<(), StoreError> {
+        match &self.conn {
+            Conn::Single(single) => single.reach().await,
+            Conn::Cluster(_) => Ok(()),
+        }
+    }
+
     /// Runs `call`. `wrote` tells, from the script's answer, whether it wrote (or may have
     /// written) something: with [`ReplicaWait`] set, such an answer stands only once enough
     /// replicas acknowledged it.
@@ -304,6 +563,7 @@ impl RedisConnection {
         call: &Call<'_>,
         wrote: impl Fn(&Value) -> bool + Sync,
     ) -> Result<Value, StoreError> {
+        self.ready()?;
         let answer = self.run(call.cmd(false), &wrote).await;
         match answer {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -317,6 +577,7 @@ impl RedisConnection {
 
     /// Sends one command that reads.
     pub(crate) async fn read(&self, cmd: &Cmd) -> Result<Value, StoreError> {
+        self.ready()?;
         cmd.query_async(&mut self.conn.clone())
             .await
             .map_err(store_error)
@@ -325,6 +586,7 @@ impl RedisConnection {
     /// Sends one command that writes (so waits for replicas when asked to).
     #[cfg_attr(not(feature = "refresh"), allow(dead_code))]
     pub(crate) async fn write(&self, cmd: Cmd) -> Result<Value, StoreError> {
+        self.ready()?;
         self.run(cmd, &|_: &Value| true)
             .await
             .map_err(store_error)?
@@ -391,37 +653,66 @@ pub(crate) async fn connect(url: &str, scripts: &[&Lua]) -> Result<RedisConnecti
     let client = Client::open(url).map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e))?;
     let info = client.get_connection_info();
     let server = format!("{}/{}", info.addr(), info.redis_settings().db());
+    // No retries inside the manager: a reconnect is one attempt, and while the server is down
+    // the reconnect task (not the requests) makes the next ones.
     let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(1))
+        .set_number_of_retries(0)
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let (db, addr) = (info.redis_settings().db(), info.addr().to_string());
-    let mut conn = ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|e| {
-            if e.to_string()
-                .contains("SELECT is not allowed in cluster mode")
-            {
-                StoreError::new(
-                    StoreErrorKind::InvalidInput,
-                    format!("{addr}: a Redis Cluster has database 0 only, not {db}"),
-                )
-            } else {
-                unavailable(e)
+    let mut pause = FIRST_RETRY;
+    let mut attempt = 1;
+    let opened = loop {
+        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            Err(e) if e.is_io_error() && attempt < CONNECT_ATTEMPTS => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
             }
-        })?;
+            other => break other,
+        }
+    };
+    let mut conn = opened.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("SELECT is not allowed in cluster mode") {
+            StoreError::new(
+                StoreErrorKind::InvalidInput,
+                format!("{addr}: a Redis Cluster has database 0 only, not {db}"),
+            )
+        } else if text.contains("DB index is out of range") {
+            // Also what a Valkey 9 cluster node answers (it may have several databases).
+            StoreError::new(
+                StoreErrorKind::InvalidInput,
+                format!(
+                    "{addr}: the server has no database {db} (a Redis Cluster has database 0 \
+                     only)"
+                ),
+            )
+        } else {
+            unavailable(e)
+        }
+    })?;
     if cluster_enabled(&mut conn).await? {
         drop(conn);
         return connect_cluster(&[url], scripts).await;
     }
-    let mut conn = Conn::Single(conn);
+    let server: Arc<str> = Arc::from(server);
+    let mut conn = Conn::Single(Arc::new(Single {
+        client,
+        config,
+        manager: ArcSwap::from_pointee(conn),
+        down: AtomicBool::new(false),
+        reconnecting: AtomicBool::new(false),
+        attempts: tokio::sync::watch::Sender::new(Attempts::default()),
+        wake: tokio::sync::Notify::new(),
+        last_error: ArcSwapOption::empty(),
+        server: server.clone(),
+    }));
     load(&mut conn, scripts).await?;
     Ok(RedisConnection {
         conn,
         wait: None,
-        server: Arc::from(server),
+        server,
     })
 }
 

@@ -215,7 +215,8 @@ async fn redis_store(prefix: &str) -> Arc<dyn RefreshStore> {
     let store = tower_cognito::refresh::RedisRefreshStore::connect(&url)
         .await
         .expect("Redis at REDIS_URL")
-        .with_prefix(prefix);
+        .with_prefix(prefix)
+        .expect("prefix");
     Arc::new(store)
 }
 

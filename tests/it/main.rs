@@ -33,6 +33,7 @@ mod postgres_connect;
 mod postgres_store;
 mod readiness;
 mod redis_cluster;
+mod redis_fast_fail;
 mod redis_store;
 #[cfg(feature = "refresh")]
 mod refresh_store;

@@ -544,6 +544,7 @@ mod redis {
             .await
             .unwrap_or_else(|e| panic!("connect to {url} (REDIS_URL): {e}"))
             .with_prefix(prefix)
+            .expect("prefix")
     }
 
     /// Two connections with one prefix of the test's own, deleted at the end.

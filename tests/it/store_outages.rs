@@ -243,6 +243,49 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// Failures in a row that open the default circuit breaker (the layer of these tests has it).
+const BREAKER_FAILURES: usize = 3;
+
+/// The time to 503 of the answers that reached the store before the circuit breaker opened, and
+/// of those the open breaker gave. The breaker opens as its third failure in a row is recorded,
+/// just before that answer ends: the 503s that started before the third one ended (by end
+/// time) were sent to the store. (Reconstructed from the answers, to a few microseconds.)
+fn before_the_breaker_opened(seen: &[&Seen]) -> String {
+    let mut unavailable: Vec<&Seen> = seen
+        .iter()
+        .copied()
+        .filter(|s| s.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    unavailable.sort_by_key(|s| s.end);
+    let Some(opened) = unavailable.get(BREAKER_FAILURES - 1).map(|s| s.end) else {
+        return format!("fewer than {BREAKER_FAILURES} answers 503: the breaker never opened");
+    };
+    let (mut store, mut breaker): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    for s in &unavailable {
+        if s.start < opened {
+            store.push(s.took());
+        } else {
+            breaker.push(s.took());
+        }
+    }
+    store.sort();
+    breaker.sort();
+    let row = |times: &[Duration]| {
+        format!(
+            "{} answers, p50 {:?} p99 {:?} max {:?}",
+            times.len(),
+            percentile(times, 0.5),
+            percentile(times, 0.99),
+            times.last().copied().unwrap_or_default()
+        )
+    };
+    format!(
+        "time to 503 before the breaker opened (sent to the store): {}; once open: {}",
+        row(&store),
+        row(&breaker)
+    )
+}
+
 /// The scenario, for any store: witnesses, load, kill, restart, recovery, checks.
 async fn killed_under_load<O: Outage>(outage: &mut O, store: Arc<dyn SessionStore>) {
     let name = outage.name();
@@ -410,6 +453,7 @@ async fn killed_under_load<O: Outage>(outage: &mut O, store: Arc<dyn SessionStor
             lat.last().copied().unwrap_or_default()
         );
     }
+    println!("{name}: {}", before_the_breaker_opened(&seen));
     let unavailable = seen
         .iter()
         .filter(|s| s.status == StatusCode::SERVICE_UNAVAILABLE)

@@ -70,6 +70,7 @@ pub async fn cluster_refresh_store(ns: &str, seeds: bool) -> RedisRefreshStore {
     store
         .unwrap_or_else(|e| panic!("connect to the cluster: {e}"))
         .with_prefix(prefix(ns))
+        .expect("prefix")
 }
 
 const L2: WindowLimits = WindowLimits::new(2, 600);
@@ -208,7 +209,8 @@ async fn scripts_flushed_on_every_node() {
     let refresh = RedisRefreshStore::connect(&cluster.urls()[2])
         .await
         .expect("connect")
-        .with_prefix(prefix(&ns));
+        .with_prefix(prefix(&ns))
+        .expect("prefix");
     let t = now();
     for round in 0..2 {
         for port in cluster.ports() {
