@@ -8,6 +8,8 @@ use super::{
     DEFAULT_ALB_FETCHES_PER_COOLDOWN, DEFAULT_ALB_KEY_COOLDOWN, DEFAULT_ALB_MAX_TOKEN_BYTES,
 };
 use crate::clock::{Clock, SystemClock};
+#[cfg(doc)]
+use crate::config::ConfigError;
 use crate::config::{JwksProxy, DEFAULT_LEEWAY};
 
 /// What an [`AlbVerifier`](super::AlbVerifier) accepts. The signer ARNs are required; the rest has defaults.
@@ -28,6 +30,8 @@ pub struct AlbConfig {
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) proxy: JwksProxy,
+    /// Extra trusted root certificates for the key endpoint, PEM (a bundle each).
+    pub(super) extra_roots: Vec<Vec<u8>>,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -46,6 +50,7 @@ impl fmt::Debug for AlbConfig {
             .field("max_cached_keys", &self.max_cached_keys)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("proxy", &self.proxy)
+            .field("key_root_certificates", &self.extra_roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +80,7 @@ impl AlbConfig {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
             proxy: JwksProxy::none(),
+            extra_roots: Vec::new(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -160,6 +166,17 @@ impl AlbConfig {
     /// `HTTPS_PROXY` says), with the same rules as the JWKS proxy of the main verifier.
     pub fn key_proxy(mut self, proxy: JwksProxy) -> Self {
         self.proxy = proxy;
+        self
+    }
+
+    /// Also trust these root certificates (PEM, one or more) for an https key endpoint, beside
+    /// the platform's: for a TLS-inspecting proxy or a private mirror of the keys
+    /// ([`key_endpoint`](Self::key_endpoint)). The same as the main verifier's
+    /// [`jwks_root_certificates_pem`](crate::CognitoConfig::jwks_root_certificates_pem): a
+    /// bundle that holds no certificate is a [`ConfigError::InvalidCertificate`] from
+    /// [`AlbVerifier::new`](super::AlbVerifier::new).
+    pub fn key_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(pem.into());
         self
     }
 

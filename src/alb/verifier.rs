@@ -43,7 +43,9 @@ impl AlbVerifier {
     /// Refused: no signer, a signer that is not an Application Load Balancer ARN, a region of
     /// other characters than `a-z`, `0-9` and `-`, a partition with no known key endpoint (`aws-cn`, ...) without
     /// [`key_endpoint`](AlbConfig::key_endpoint), a key endpoint that is not `https` (or `http`
-    /// on loopback when allowed), an empty issuer or client id, zero budgets.
+    /// on loopback when allowed), an empty issuer or client id, zero budgets, and a
+    /// [`key_root_certificates_pem`](AlbConfig::key_root_certificates_pem) bundle with no
+    /// certificate ([`ConfigError::InvalidCertificate`]).
     pub fn new(config: AlbConfig) -> Result<Self, ConfigError> {
         if config.signers.is_empty() {
             return Err(ConfigError::InvalidSetting {
@@ -108,6 +110,7 @@ impl AlbVerifier {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             proxy: config.proxy,
+            extra_roots: config.extra_roots,
         })?;
         Ok(Self {
             inner: Arc::new(VerifierInner {

@@ -698,3 +698,199 @@ mod layer {
         );
     }
 }
+
+#[test]
+fn key_root_certificates_that_are_not_pem_certificates_are_refused_at_build() {
+    for pem in [
+        &b"not a certificate"[..],
+        b"",
+        b"-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n",
+    ] {
+        let error = AlbVerifier::new(
+            AlbConfig::new([ARN])
+                .key_endpoint("https://keys.example/")
+                .key_root_certificates_pem(pem),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidCertificate(_)),
+            "{:?}: {error:?}",
+            String::from_utf8_lossy(pem)
+        );
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod tls {
+    //! An https key endpoint whose certificate comes from a CA this test makes (not one the
+    //! platform trusts): the key is fetched only with that CA given as an extra root.
+    //!
+    //! The endpoint speaks TLS through rustls (a dependency of the `postgres` feature, with the
+    //! test CA of `support::certs`, both also used by the PostgreSQL TLS tests), one blocking
+    //! connection at a time on a thread of its own, and records every request it read.
+
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+    use crate::support::certs::TestCa;
+
+    struct HttpsKeyServer {
+        addr: SocketAddr,
+        /// The request paths read, after a completed handshake.
+        paths: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl HttpsKeyServer {
+        /// Serves `pem` at `/keys/{KID}` (404 elsewhere) on 127.0.0.1 with a certificate for
+        /// `127.0.0.1` signed by `ca`.
+        fn start(ca: &TestCa, pem: String) -> Self {
+            let cert = ca.server_cert(&["127.0.0.1"]);
+            let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+            let config = Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+            );
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let paths = Arc::new(Mutex::new(Vec::new()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let (paths, stop) = (Arc::clone(&paths), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    for tcp in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(tcp) = tcp else { continue };
+                        // A refused handshake is an error here, and nothing is recorded.
+                        let _ = serve(tcp, Arc::clone(&config), &pem, &paths);
+                    }
+                })
+            };
+            Self {
+                addr,
+                paths,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        fn base(&self) -> String {
+            format!("https://{}/keys/", self.addr)
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.paths.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for HttpsKeyServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            // Wakes the blocking accept, which then sees the flag.
+            let _ = TcpStream::connect(self.addr);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// One HTTP/1.1 request over TLS, answered and closed.
+    fn serve(
+        tcp: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        pem: &str,
+        paths: &Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+        tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let connection = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+        let mut tls = BufReader::new(rustls::StreamOwned::new(connection, tcp));
+        let mut request_line = String::new();
+        tls.read_line(&mut request_line)?;
+        loop {
+            let mut line = String::new();
+            if tls.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        paths.lock().unwrap().push(path.clone());
+        let (status, body) = if path == format!("/keys/{KID}") {
+            ("200 OK", pem)
+        } else {
+            ("404 Not Found", "")
+        };
+        let tls = tls.get_mut();
+        write!(
+            tls,
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        tls.flush()?;
+        tls.conn.send_close_notify();
+        tls.flush()
+    }
+
+    fn pem_of(pair: &EcdsaKeyPair) -> String {
+        let der = pair.public_key().as_der().unwrap();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        )
+    }
+
+    #[tokio::test]
+    async fn an_https_key_endpoint_of_a_private_ca_is_trusted_only_with_that_ca_given() {
+        let ca = TestCa::new("tower-cognito test ALB key CA");
+        let key = pair();
+        let server = HttpsKeyServer::start(&ca, pem_of(&key));
+        let token = sign(&key, &header(KID));
+        let config = || AlbConfig::new([ARN]).key_endpoint(server.base());
+
+        // Without the CA: the platform's roots do not know it, the handshake fails, and that
+        // is our outage (503), not the caller's 401. No request got through.
+        let untrusting = AlbVerifier::new(config()).unwrap();
+        let err = untrusting.verify(&token).await.unwrap_err();
+        assert_eq!(err, AlbError::KeysUnavailable);
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Another CA of the test's own is not enough either.
+        let other_ca = TestCa::new("tower-cognito test other CA");
+        let wrong_ca =
+            AlbVerifier::new(config().key_root_certificates_pem(other_ca.pem().as_bytes()))
+                .unwrap();
+        assert_eq!(
+            wrong_ca.verify(&token).await,
+            Err(AlbError::KeysUnavailable)
+        );
+        assert_eq!(server.paths(), Vec::<String>::new());
+
+        // With it (in a bundle beside the other CA): fetched once over https, then cached.
+        let bundle = format!("{}{}", other_ca.pem(), ca.pem());
+        let trusting =
+            AlbVerifier::new(config().key_root_certificates_pem(bundle.into_bytes())).unwrap();
+        let claims = trusting.verify(&token).await.unwrap();
+        assert_eq!(claims.username(), Some("alice"));
+        assert!(trusting.verify(&token).await.is_ok());
+        assert_eq!(server.paths(), vec![format!("/keys/{KID}")]);
+    }
+}
