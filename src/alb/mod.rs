@@ -41,6 +41,14 @@
 //! 7. After the signature: header `exp` (required) with the leeway, payload `exp` if present,
 //!    then `iss` and `client` when configured.
 //!
+//! # In a service
+//!
+//! [`AlbAuthLayer`] verifies the header of every request and puts the [`AlbClaims`] into the
+//! request extensions; with the `axum` feature a handler takes `AlbClaims` as an extractor, or
+//! `Option<AlbClaims>` behind an [`optional`](AlbAuthLayer::optional) layer. Missing layer: 500
+//! (`MissingAlbLayer`); an anonymous request on a route that needs claims: the layer's own
+//! 401. Apply it with axum's `Router::route_layer`, so that unknown paths stay 404.
+//!
 //! # Deployment
 //!
 //! The header proves what the ALB saw only if nobody else can send it: let the service be
@@ -51,6 +59,8 @@ mod claims;
 mod config;
 mod endpoint;
 mod error;
+#[cfg(feature = "axum")]
+mod extract;
 mod keys;
 mod layer;
 mod token;
@@ -61,6 +71,8 @@ use std::time::Duration;
 pub use claims::AlbClaims;
 pub use config::AlbConfig;
 pub use error::AlbError;
+#[cfg(feature = "axum")]
+pub use extract::{AlbClaimsRejection, MissingAlbLayer};
 pub use layer::{AlbAuth, AlbAuthLayer};
 pub use verifier::AlbVerifier;
 

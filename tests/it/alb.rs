@@ -894,3 +894,177 @@ mod tls {
         assert_eq!(server.paths(), vec![format!("/keys/{KID}")]);
     }
 }
+
+mod extractor {
+    //! The `AlbClaims` and `Option<AlbClaims>` extractors in a real axum `Router`, behind a
+    //! required layer, an optional one and none at all.
+
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+    use tower_cognito::alb::{AlbAuthLayer, AlbClaims, AlbClaimsRejection, ALB_DATA_HEADER};
+
+    async fn me(claims: AlbClaims) -> String {
+        claims.sub().unwrap_or_default().to_owned()
+    }
+
+    async fn maybe(claims: Option<AlbClaims>) -> String {
+        match claims {
+            Some(claims) => claims.sub().unwrap_or_default().to_owned(),
+            None => "anonymous".to_owned(),
+        }
+    }
+
+    async fn why(claims: Result<AlbClaims, AlbClaimsRejection>) -> String {
+        match claims {
+            Ok(_) => "verified".to_owned(),
+            Err(rejection) => format!("missing layer: {}", rejection.is_missing_layer()),
+        }
+    }
+
+    fn routes() -> Router {
+        Router::new()
+            .route("/me", get(me))
+            .route("/maybe", get(maybe))
+            .route("/why", get(why))
+    }
+
+    struct Answer {
+        status: StatusCode,
+        body: String,
+        error: Option<AlbError>,
+    }
+
+    async fn get_with(router: &Router, path: &str, token: Option<&str>) -> Answer {
+        let mut request = Request::builder().uri(path);
+        if let Some(token) = token {
+            request = request.header(ALB_DATA_HEADER, token);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let error = response.extensions().get::<AlbError>().copied();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+            error,
+        }
+    }
+
+    const SUB: &str = "6a2b3c4d-0000-4000-8000-000000000001";
+
+    #[tokio::test]
+    async fn behind_the_layer_handlers_get_the_verified_claims() {
+        let server = KeyServer::start().await;
+        let key = pair();
+        server.publish(KID, &key);
+        let verifier = AlbVerifier::new(server.config()).unwrap();
+        let router = routes().route_layer(AlbAuthLayer::new(verifier));
+        let token = sign(&key, &header(KID));
+
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&token)).await;
+            assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, SUB));
+        }
+        assert_eq!(
+            get_with(&router, "/why", Some(&token)).await.body,
+            "verified"
+        );
+        // A required layer answers a missing header itself: the handlers never run.
+        for path in ["/me", "/maybe", "/why"] {
+            let answer = get_with(&router, path, None).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(answer.body, "", "{path}");
+            assert_eq!(answer.error, Some(AlbError::MissingToken), "{path}");
+        }
+        // A forged token, the same.
+        let answer = get_with(&router, "/maybe", Some(&sign(&pair(), &header(KID)))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error, Some(invalid(InvalidToken::BadSignature)));
+        // route_layer: an unknown path is 404, not 401.
+        assert_eq!(
+            get_with(&router, "/nowhere", None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(server.fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn behind_an_optional_layer_anonymous_requests_get_the_401_or_none() {
+        let server = KeyServer::start().await;
+        let key = pair();
+        server.publish(KID, &key);
+        let verifier = AlbVerifier::new(server.config()).unwrap();
+        let router = routes().route_layer(AlbAuthLayer::new(verifier).optional());
+
+        // No header: `Option<AlbClaims>` is None; `AlbClaims` answers what a required layer
+        // answers (401, empty body, MissingToken), never a 500.
+        let answer = get_with(&router, "/maybe", None).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (StatusCode::OK, "anonymous")
+        );
+        let answer = get_with(&router, "/me", None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.body, "");
+        assert_eq!(answer.error, Some(AlbError::MissingToken));
+        assert_eq!(
+            get_with(&router, "/why", None).await.body,
+            "missing layer: false"
+        );
+
+        // A valid token: the claims, on both.
+        let token = sign(&key, &header(KID));
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&token)).await;
+            assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, SUB));
+        }
+        // A bad token is still refused by the layer, also where anonymous users are welcome.
+        let forged = sign(&pair(), &header(KID));
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&forged)).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(
+                answer.error,
+                Some(invalid(InvalidToken::BadSignature)),
+                "{path}"
+            );
+        }
+        let mut h = header(KID);
+        h["signer"] = json!(OTHER_ARN);
+        let answer = get_with(&router, "/maybe", Some(&sign(&key, &h))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error, Some(AlbError::WrongSigner));
+    }
+
+    #[tokio::test]
+    async fn without_the_layer_both_extractors_are_a_500_that_says_so() {
+        let router = routes();
+        let key = pair();
+        // Even with a genuine-looking header: nothing verified it.
+        for token in [None, Some(sign(&key, &header(KID)))] {
+            for path in ["/me", "/maybe"] {
+                let answer = get_with(&router, path, token.as_deref()).await;
+                assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+                assert!(
+                    answer.body.contains("no AlbAuthLayer"),
+                    "{path}: {}",
+                    answer.body
+                );
+                assert_eq!(answer.error, None);
+            }
+        }
+        assert_eq!(
+            get_with(&router, "/why", None).await.body,
+            "missing layer: true"
+        );
+    }
+}
