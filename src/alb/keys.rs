@@ -1,7 +1,8 @@
-//! ALB signing keys, one URL per `kid`: fetched with one HTTP client (timeouts, no redirects, a
-//! body cap), parsed from PEM `SubjectPublicKeyInfo` as P-256 keys, cached per kid, one fetch
-//! per kid at a time, and a cooldown for kids that failed plus a budget of fetches per cooldown
-//! so that a flood of random kids cannot make the verifier hammer the key endpoint.
+//! ALB signing keys, one URL per `kid`: fetched with one HTTP client (built as the main
+//! verifier's: timeouts, no redirects, the proxy rule, extra roots) and a body cap, parsed from
+//! PEM `SubjectPublicKeyInfo` as P-256 keys, cached per kid, one fetch per kid at a time, and a
+//! cooldown for kids that failed plus a budget of fetches per cooldown so that a flood of
+//! random kids cannot make the verifier hammer the key endpoint.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +14,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use moka::sync::Cache;
 
 use super::AlbError;
-use crate::config::{ConfigError, JwksProxy};
+use crate::config::{key_fetch_client, ConfigError, JwksProxy};
 use crate::error::InvalidToken;
 
 /// The key endpoint and kid of one key.
@@ -47,6 +48,8 @@ pub(super) struct KeyOptions {
     pub(super) connect_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) proxy: JwksProxy,
+    /// Extra trusted roots, PEM bundles.
+    pub(super) extra_roots: Vec<Vec<u8>>,
 }
 
 pub(super) struct KeyStore {
@@ -90,20 +93,14 @@ impl fmt::Debug for KeyStore {
 
 impl KeyStore {
     pub(super) fn new(options: KeyOptions) -> Result<Self, ConfigError> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")));
-        let client =
-            options
-                .proxy
-                .apply(builder)?
-                .build()
-                .map_err(|e| ConfigError::InvalidUrl {
-                    setting: "ALB key endpoint",
-                    reason: format!("could not build the HTTP client: {e}"),
-                })?;
+        // The main verifier's client, with its proxy rule and extra roots.
+        let client = key_fetch_client(
+            "ALB key endpoint",
+            options.connect_timeout,
+            options.request_timeout,
+            &options.proxy,
+            &options.extra_roots,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,

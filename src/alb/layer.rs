@@ -15,9 +15,10 @@ use crate::error::InvalidToken;
 /// Verifies the `x-amzn-oidc-data` header of every request with an [`AlbVerifier`].
 ///
 /// An accepted request reaches the service with its [`AlbClaims`](super::AlbClaims) in the
-/// extensions (axum: `Extension<AlbClaims>`). A refused one is answered here with an empty
-/// body: 401 when the header is missing, repeated, not text or not a valid token; 503 when the
-/// key endpoint is down. The [`AlbError`] is in the response's extensions for outer layers.
+/// extensions (axum: the `AlbClaims` extractor, with the `axum` feature). A refused one is
+/// answered here with an empty body: 401 when the header is missing, repeated, not text or not
+/// a valid token; 503 when the key endpoint is down. The [`AlbError`] is in the response's
+/// extensions for outer layers.
 ///
 /// ```
 /// use tower_cognito::alb::{AlbAuthLayer, AlbConfig, AlbVerifier};
@@ -31,14 +32,29 @@ use crate::error::InvalidToken;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct AlbAuthLayer {
     verifier: AlbVerifier,
+    optional: bool,
 }
 
 impl AlbAuthLayer {
-    /// A layer verifying with `verifier`.
+    /// A layer verifying with `verifier` that refuses every request without a valid token.
     pub fn new(verifier: AlbVerifier) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            optional: false,
+        }
+    }
+
+    /// Lets requests with no `x-amzn-oidc-data` header through, unauthenticated (no
+    /// `AlbClaims` extension): what an ALB rule whose authenticate action says
+    /// `on-unauthenticated-request: allow` forwards for a user who has not signed in. A header
+    /// that is repeated, not text or not a valid token is still refused. For routes that serve
+    /// anonymous users too, with `Option<AlbClaims>` in an axum handler.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 }
 
@@ -49,6 +65,7 @@ impl<S> Layer<S> for AlbAuthLayer {
         AlbAuth {
             inner,
             verifier: self.verifier.clone(),
+            optional: self.optional,
         }
     }
 }
@@ -58,12 +75,14 @@ impl<S> Layer<S> for AlbAuthLayer {
 pub struct AlbAuth<S> {
     inner: S,
     verifier: AlbVerifier,
+    optional: bool,
 }
 
 impl<S> fmt::Debug for AlbAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlbAuth")
             .field("verifier", &self.verifier)
+            .field("optional", &self.optional)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +107,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let optional = self.optional;
         Box::pin(async move {
             let token = {
                 let mut values = request.headers().get_all(ALB_DATA_HEADER).iter();
@@ -102,6 +122,10 @@ where
             };
             let verified = match token {
                 Ok(token) => verifier.verify(&token).await,
+                Err(AlbError::MissingToken) if optional => {
+                    request.extensions_mut().insert(AlbAnonymous);
+                    return inner.call(request).await;
+                }
                 Err(e) => Err(e),
             };
             match verified {
@@ -109,14 +133,23 @@ where
                     request.extensions_mut().insert(claims);
                     inner.call(request).await
                 }
-                Err(e) => {
-                    tracing::debug!(reason = e.as_str(), "ALB token refused");
-                    let mut response = Response::new(ResBody::default());
-                    *response.status_mut() = e.status();
-                    response.extensions_mut().insert(e);
-                    Ok(response)
-                }
+                Err(e) => Ok(refusal(e)),
             }
         })
     }
+}
+
+/// Marks a request an [`optional`](AlbAuthLayer::optional) layer let through without a
+/// header, so that the extractors can tell "anonymous" from "no layer at all".
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AlbAnonymous;
+
+/// The layer's answer to a refused request: `error`'s status, an empty body, the error in the
+/// extensions. The `AlbClaims` extractor answers an anonymous request with it too.
+pub(super) fn refusal<B: Default>(error: AlbError) -> Response<B> {
+    tracing::debug!(reason = error.as_str(), "ALB token refused");
+    let mut response = Response::new(B::default());
+    *response.status_mut() = error.status();
+    response.extensions_mut().insert(error);
+    response
 }

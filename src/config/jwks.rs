@@ -87,6 +87,42 @@ impl JwksOptions {
     }
 }
 
+/// The HTTP client of key fetches, the JWKS's and the ALB keys' alike: the timeouts, no
+/// redirects, the proxy rule and the extra trusted roots (PEM bundles, each with at least one
+/// certificate). `setting` names the endpoint in a build error.
+pub(crate) fn key_fetch_client(
+    setting: &'static str,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    proxy: &JwksProxy,
+    extra_roots: &[Vec<u8>],
+) -> Result<reqwest::Client, ConfigError> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")));
+    let mut builder = proxy.apply(builder)?;
+    let mut roots = Vec::new();
+    for pem in extra_roots {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ConfigError::InvalidCertificate(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ConfigError::InvalidCertificate(
+                "no certificate in the PEM".into(),
+            ));
+        }
+        roots.extend(certs);
+    }
+    if !roots.is_empty() {
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder.build().map_err(|e| ConfigError::InvalidUrl {
+        setting,
+        reason: format!("could not build the HTTP client: {e}"),
+    })
+}
+
 /// How JWKS fetches reach the JWKS endpoint: directly (the default), through the proxy the
 /// environment names, or through a given proxy.
 ///

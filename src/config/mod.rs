@@ -15,8 +15,8 @@ use crate::session::{SessionConfig, MAX_WINDOW};
 
 pub use client::{ClientIds, TokenUse};
 pub use error::ConfigError;
-pub(crate) use jwks::JwksOptions;
 pub use jwks::JwksProxy;
+pub(crate) use jwks::{key_fetch_client, JwksOptions};
 pub use pool::{IssuerForm, Issuers, UserPool};
 pub(crate) use pools::KeySource;
 pub use pools::PoolConfig;

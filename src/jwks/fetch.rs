@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::keyset::{KeySet, KeySetError};
-use crate::config::{ConfigError, JwksOptions};
+use crate::config::{key_fetch_client, ConfigError, JwksOptions};
 
 /// Fetches one JWKS URL. The `kid` of a token is never sent: the URL is fixed at build time.
 pub(crate) struct Fetcher {
@@ -41,30 +41,13 @@ impl fmt::Display for FetchError {
 impl Fetcher {
     /// One client for `url`, as `options` say (timeouts, body cap, proxy, extra roots).
     pub(crate) fn new(url: reqwest::Url, options: &JwksOptions) -> Result<Self, ConfigError> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tower-cognito/", env!("CARGO_PKG_VERSION")));
-        let mut builder = options.proxy.apply(builder)?;
-        let mut roots = Vec::new();
-        for pem in &options.extra_roots {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ConfigError::InvalidCertificate(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ConfigError::InvalidCertificate(
-                    "no certificate in the PEM".into(),
-                ));
-            }
-            roots.extend(certs);
-        }
-        if !roots.is_empty() {
-            builder = builder.tls_certs_merge(roots);
-        }
-        let client = builder.build().map_err(|e| ConfigError::InvalidUrl {
-            setting: "JWKS URL",
-            reason: format!("could not build the HTTP client: {e}"),
-        })?;
+        let client = key_fetch_client(
+            "JWKS URL",
+            options.connect_timeout,
+            options.request_timeout,
+            &options.proxy,
+            &options.extra_roots,
+        )?;
         Ok(Self {
             client,
             url,

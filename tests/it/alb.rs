@@ -698,3 +698,373 @@ mod layer {
         );
     }
 }
+
+#[test]
+fn key_root_certificates_that_are_not_pem_certificates_are_refused_at_build() {
+    for pem in [
+        &b"not a certificate"[..],
+        b"",
+        b"-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n",
+    ] {
+        let error = AlbVerifier::new(
+            AlbConfig::new([ARN])
+                .key_endpoint("https://keys.example/")
+                .key_root_certificates_pem(pem),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidCertificate(_)),
+            "{:?}: {error:?}",
+            String::from_utf8_lossy(pem)
+        );
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod tls {
+    //! An https key endpoint whose certificate comes from a CA this test makes (not one the
+    //! platform trusts): the key is fetched only with that CA given as an extra root.
+    //!
+    //! The endpoint speaks TLS through rustls (a dependency of the `postgres` feature, with the
+    //! test CA of `support::certs`, both also used by the PostgreSQL TLS tests), one blocking
+    //! connection at a time on a thread of its own, and records every request it read.
+
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+    use crate::support::certs::TestCa;
+
+    struct HttpsKeyServer {
+        addr: SocketAddr,
+        /// The request paths read, after a completed handshake.
+        paths: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl HttpsKeyServer {
+        /// Serves `pem` at `/keys/{KID}` (404 elsewhere) on 127.0.0.1 with a certificate for
+        /// `127.0.0.1` signed by `ca`.
+        fn start(ca: &TestCa, pem: String) -> Self {
+            let cert = ca.server_cert(&["127.0.0.1"]);
+            let chain = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+            let config = Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+            );
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let paths = Arc::new(Mutex::new(Vec::new()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let (paths, stop) = (Arc::clone(&paths), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    for tcp in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(tcp) = tcp else { continue };
+                        // A refused handshake is an error here, and nothing is recorded.
+                        let _ = serve(tcp, Arc::clone(&config), &pem, &paths);
+                    }
+                })
+            };
+            Self {
+                addr,
+                paths,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        fn base(&self) -> String {
+            format!("https://{}/keys/", self.addr)
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.paths.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for HttpsKeyServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            // Wakes the blocking accept, which then sees the flag.
+            let _ = TcpStream::connect(self.addr);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// One HTTP/1.1 request over TLS, answered and closed.
+    fn serve(
+        tcp: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        pem: &str,
+        paths: &Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+        tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let connection = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+        let mut tls = BufReader::new(rustls::StreamOwned::new(connection, tcp));
+        let mut request_line = String::new();
+        tls.read_line(&mut request_line)?;
+        loop {
+            let mut line = String::new();
+            if tls.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        paths.lock().unwrap().push(path.clone());
+        let (status, body) = if path == format!("/keys/{KID}") {
+            ("200 OK", pem)
+        } else {
+            ("404 Not Found", "")
+        };
+        let tls = tls.get_mut();
+        write!(
+            tls,
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        tls.flush()?;
+        tls.conn.send_close_notify();
+        tls.flush()
+    }
+
+    fn pem_of(pair: &EcdsaKeyPair) -> String {
+        let der = pair.public_key().as_der().unwrap();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        )
+    }
+
+    #[tokio::test]
+    async fn an_https_key_endpoint_of_a_private_ca_is_trusted_only_with_that_ca_given() {
+        let ca = TestCa::new("tower-cognito test ALB key CA");
+        let key = pair();
+        let server = HttpsKeyServer::start(&ca, pem_of(&key));
+        let token = sign(&key, &header(KID));
+        let config = || AlbConfig::new([ARN]).key_endpoint(server.base());
+
+        // Without the CA: the platform's roots do not know it, the handshake fails, and that
+        // is our outage (503), not the caller's 401. No request got through.
+        let untrusting = AlbVerifier::new(config()).unwrap();
+        let err = untrusting.verify(&token).await.unwrap_err();
+        assert_eq!(err, AlbError::KeysUnavailable);
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Another CA of the test's own is not enough either.
+        let other_ca = TestCa::new("tower-cognito test other CA");
+        let wrong_ca =
+            AlbVerifier::new(config().key_root_certificates_pem(other_ca.pem().as_bytes()))
+                .unwrap();
+        assert_eq!(
+            wrong_ca.verify(&token).await,
+            Err(AlbError::KeysUnavailable)
+        );
+        assert_eq!(server.paths(), Vec::<String>::new());
+
+        // With it (in a bundle beside the other CA): fetched once over https, then cached.
+        let bundle = format!("{}{}", other_ca.pem(), ca.pem());
+        let trusting =
+            AlbVerifier::new(config().key_root_certificates_pem(bundle.into_bytes())).unwrap();
+        let claims = trusting.verify(&token).await.unwrap();
+        assert_eq!(claims.username(), Some("alice"));
+        assert!(trusting.verify(&token).await.is_ok());
+        assert_eq!(server.paths(), vec![format!("/keys/{KID}")]);
+    }
+}
+
+mod extractor {
+    //! The `AlbClaims` and `Option<AlbClaims>` extractors in a real axum `Router`, behind a
+    //! required layer, an optional one and none at all.
+
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+    use tower_cognito::alb::{AlbAuthLayer, AlbClaims, AlbClaimsRejection, ALB_DATA_HEADER};
+
+    async fn me(claims: AlbClaims) -> String {
+        claims.sub().unwrap_or_default().to_owned()
+    }
+
+    async fn maybe(claims: Option<AlbClaims>) -> String {
+        match claims {
+            Some(claims) => claims.sub().unwrap_or_default().to_owned(),
+            None => "anonymous".to_owned(),
+        }
+    }
+
+    async fn why(claims: Result<AlbClaims, AlbClaimsRejection>) -> String {
+        match claims {
+            Ok(_) => "verified".to_owned(),
+            Err(rejection) => format!("missing layer: {}", rejection.is_missing_layer()),
+        }
+    }
+
+    fn routes() -> Router {
+        Router::new()
+            .route("/me", get(me))
+            .route("/maybe", get(maybe))
+            .route("/why", get(why))
+    }
+
+    struct Answer {
+        status: StatusCode,
+        body: String,
+        error: Option<AlbError>,
+    }
+
+    async fn get_with(router: &Router, path: &str, token: Option<&str>) -> Answer {
+        let mut request = Request::builder().uri(path);
+        if let Some(token) = token {
+            request = request.header(ALB_DATA_HEADER, token);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let error = response.extensions().get::<AlbError>().copied();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+            error,
+        }
+    }
+
+    const SUB: &str = "6a2b3c4d-0000-4000-8000-000000000001";
+
+    #[tokio::test]
+    async fn behind_the_layer_handlers_get_the_verified_claims() {
+        let server = KeyServer::start().await;
+        let key = pair();
+        server.publish(KID, &key);
+        let verifier = AlbVerifier::new(server.config()).unwrap();
+        let router = routes().route_layer(AlbAuthLayer::new(verifier));
+        let token = sign(&key, &header(KID));
+
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&token)).await;
+            assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, SUB));
+        }
+        assert_eq!(
+            get_with(&router, "/why", Some(&token)).await.body,
+            "verified"
+        );
+        // A required layer answers a missing header itself: the handlers never run.
+        for path in ["/me", "/maybe", "/why"] {
+            let answer = get_with(&router, path, None).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(answer.body, "", "{path}");
+            assert_eq!(answer.error, Some(AlbError::MissingToken), "{path}");
+        }
+        // A forged token, the same.
+        let answer = get_with(&router, "/maybe", Some(&sign(&pair(), &header(KID)))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error, Some(invalid(InvalidToken::BadSignature)));
+        // route_layer: an unknown path is 404, not 401.
+        assert_eq!(
+            get_with(&router, "/nowhere", None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(server.fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn behind_an_optional_layer_anonymous_requests_get_the_401_or_none() {
+        let server = KeyServer::start().await;
+        let key = pair();
+        server.publish(KID, &key);
+        let verifier = AlbVerifier::new(server.config()).unwrap();
+        let router = routes().route_layer(AlbAuthLayer::new(verifier).optional());
+
+        // No header: `Option<AlbClaims>` is None; `AlbClaims` answers what a required layer
+        // answers (401, empty body, MissingToken), never a 500.
+        let answer = get_with(&router, "/maybe", None).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (StatusCode::OK, "anonymous")
+        );
+        let answer = get_with(&router, "/me", None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.body, "");
+        assert_eq!(answer.error, Some(AlbError::MissingToken));
+        assert_eq!(
+            get_with(&router, "/why", None).await.body,
+            "missing layer: false"
+        );
+
+        // A valid token: the claims, on both.
+        let token = sign(&key, &header(KID));
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&token)).await;
+            assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, SUB));
+        }
+        // A bad token is still refused by the layer, also where anonymous users are welcome.
+        let forged = sign(&pair(), &header(KID));
+        for path in ["/me", "/maybe"] {
+            let answer = get_with(&router, path, Some(&forged)).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(
+                answer.error,
+                Some(invalid(InvalidToken::BadSignature)),
+                "{path}"
+            );
+        }
+        let mut h = header(KID);
+        h["signer"] = json!(OTHER_ARN);
+        let answer = get_with(&router, "/maybe", Some(&sign(&key, &h))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.error, Some(AlbError::WrongSigner));
+    }
+
+    #[tokio::test]
+    async fn without_the_layer_both_extractors_are_a_500_that_says_so() {
+        let router = routes();
+        let key = pair();
+        // Even with a genuine-looking header: nothing verified it.
+        for token in [None, Some(sign(&key, &header(KID)))] {
+            for path in ["/me", "/maybe"] {
+                let answer = get_with(&router, path, token.as_deref()).await;
+                assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+                assert!(
+                    answer.body.contains("no AlbAuthLayer"),
+                    "{path}: {}",
+                    answer.body
+                );
+                assert_eq!(answer.error, None);
+            }
+        }
+        assert_eq!(
+            get_with(&router, "/why", None).await.body,
+            "missing layer: true"
+        );
+    }
+}
