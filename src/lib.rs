@@ -155,9 +155,11 @@
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `axum` | yes | the [`Verified`] and `Option<Verified>` extractors |
-//! | `redis` | no | `session::RedisStore` |
+//! | `axum` | yes | the [`Verified`] and `Option<Verified>` extractors, and [`alb::AlbClaims`] / `Option<AlbClaims>` behind an [`alb::AlbAuthLayer`] |
+//! | `redis` | no | `session::RedisStore` (one server or a Redis Cluster) |
 //! | `postgres` | no | `session::PostgresStore` (and `refresh::PostgresRefreshStore` with `refresh`), TLS through rustls (`session::PostgresTls`) |
+//! | `refresh` | no | `refresh::Bff`: server-held sessions, one Cognito refresh per session across servers (`refresh::RedisRefreshStore` with `redis`) |
+//! | `metrics` | no | counters and histograms through the `metrics` facade (names in the `metrics` module) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
