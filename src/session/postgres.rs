@@ -185,9 +185,9 @@ impl PostgresStore {
     /// (see [`PostgresTls`] for the table, and [`connect_with_tls`](Self::connect_with_tls) to
     /// trust another CA). Connections go through a pool; one is opened right away to check
     /// that the server answers. A malformed `url` is an error of kind
-    /// [`InvalidInput`](StoreErrorKind::InvalidInput); a server that cannot be reached, fails
+    /// [`InvalidInput`](super::StoreErrorKind::InvalidInput); a server that cannot be reached, fails
     /// the TLS check or refuses the login one of kind
-    /// [`Unavailable`](StoreErrorKind::Unavailable). Unless the connection string sets
+    /// [`Unavailable`](super::StoreErrorKind::Unavailable). Unless the connection string sets
     /// `connect_timeout`, connecting gives up after 10 seconds. Neither the error nor `Debug`
     /// ever shows the password.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
@@ -225,7 +225,7 @@ impl PostgresStore {
     /// TLS connector, or with a connect function that fetches a fresh password each time, as
     /// Amazon RDS IAM authentication needs), using the table `tower_cognito_sessions`. One
     /// connection is checked out right away to check that the server answers: an error of kind
-    /// [`Unavailable`](StoreErrorKind::Unavailable) otherwise.
+    /// [`Unavailable`](super::StoreErrorKind::Unavailable) otherwise.
     ///
     /// **deadpool-postgres is a public dependency here**, and only here: the pool is what
     /// applications already hold, and a wrapper of ours would have to mirror its builder and
@@ -269,7 +269,7 @@ impl PostgresStore {
     /// qualified by a schema (`schema.name`), made of ASCII letters, digits and `_` and not
     /// starting with a digit; the name at most 48 bytes, the schema at most 63. The name is
     /// quoted in the SQL, so it is used exactly as given (case included). Anything else is an
-    /// error of kind [`InvalidInput`](StoreErrorKind::InvalidInput).
+    /// error of kind [`InvalidInput`](super::StoreErrorKind::InvalidInput).
     pub fn with_table(mut self, table: &str) -> Result<Self, StoreError> {
         self.sql = Arc::new(Statements::new(table)?);
         Ok(self)

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use support::stores::spare_port;
-use support::{challenge, key, local_config, ApiServer, JwksServer, SignIn};
+use support::{key, local_config, Answer, ApiServer, JwksServer, SignIn};
 use tower_cognito::session::{SessionConfig, SessionStore};
 use tower_cognito::{AuthError, TokenUse, Verified, Verifier};
 
@@ -79,38 +79,15 @@ async fn server(jwks: &JwksServer, store: Arc<dyn SessionStore>, fail_open: bool
     ApiServer::new(verifier, handler)
 }
 
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    challenge: Option<String>,
-    error: Option<AuthError>,
-    took: Duration,
-}
-
 async fn call(server: &ApiServer, token: &str) -> Answer {
-    let start = Instant::now();
-    let response = tokio::time::timeout(HANG_GUARD, server.get("/", token))
-        .await
-        .unwrap_or_else(|_| panic!("no answer after {HANG_GUARD:?}: the request hangs"));
-    Answer {
-        status: response.status(),
-        challenge: challenge(&response),
-        error: response.extensions().get::<AuthError>().cloned(),
-        took: start.elapsed(),
-    }
+    server.answer(token, HANG_GUARD).await
 }
 
 /// 503 because of the store: no challenge (our outage is not the client's fault); in time, when
 /// `timing` says so.
 #[track_caller]
 fn assert_store_unavailable(answer: &Answer, timing: Timing) {
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
-    assert_eq!(answer.challenge, None, "{answer:?}");
-    assert_eq!(
-        answer.error,
-        Some(AuthError::StoreUnavailable),
-        "{answer:?}"
-    );
+    answer.assert_store_unavailable();
     timing.in_time(answer);
 }
 

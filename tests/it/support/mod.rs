@@ -38,7 +38,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_cognito::{ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verifier};
+use tower_cognito::{
+    AuthError, ClientIds, CognitoAuthLayer, CognitoConfig, TokenUse, UserPool, Verifier,
+};
 use tower_cognito_testing::{Jwks, LocalCognito, Options, SigningKey};
 
 pub mod model;
@@ -408,6 +410,40 @@ impl ApiServer {
             .body(String::new())
             .expect("request");
         self.api.clone().oneshot(request).await.expect("infallible")
+    }
+
+    /// `GET /` with `token`, read as the store-fault tests read it; a request that takes longer
+    /// than `hang_guard` fails the test (it hangs).
+    pub async fn answer(&self, token: &str, hang_guard: Duration) -> Answer {
+        let start = std::time::Instant::now();
+        let response = tokio::time::timeout(hang_guard, self.get("/", token))
+            .await
+            .unwrap_or_else(|_| panic!("no answer after {hang_guard:?}: the request hangs"));
+        Answer {
+            status: response.status(),
+            challenge: challenge(&response),
+            error: response.extensions().get::<AuthError>().cloned(),
+            took: start.elapsed(),
+        }
+    }
+}
+
+/// One answer of the layer: its status, challenge, typed error and how long it took.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub challenge: Option<String>,
+    pub error: Option<AuthError>,
+    pub took: Duration,
+}
+
+impl Answer {
+    /// 503 because of the store: no challenge (our outage is not the client's fault).
+    #[track_caller]
+    pub fn assert_store_unavailable(&self) {
+        assert_eq!(self.status, StatusCode::SERVICE_UNAVAILABLE, "{self:?}");
+        assert_eq!(self.challenge, None, "{self:?}");
+        assert_eq!(self.error, Some(AuthError::StoreUnavailable), "{self:?}");
     }
 }
 
