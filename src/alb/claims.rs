@@ -8,7 +8,8 @@ pub struct AlbClaims {
     pub(super) issuer: Option<String>,
     pub(super) client: Option<String>,
     pub(super) exp: i64,
-    pub(super) claims: serde_json::Map<String, serde_json::Value>,
+    /// Shared, so that a clone (each extraction is one) copies no claim.
+    pub(super) claims: std::sync::Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl AlbClaims {

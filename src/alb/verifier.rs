@@ -205,7 +205,7 @@ impl AlbVerifier {
             issuer: header.iss,
             client: header.client,
             exp,
-            claims,
+            claims: std::sync::Arc::new(claims),
         })
     }
 }

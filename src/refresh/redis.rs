@@ -402,6 +402,8 @@ impl RedisRefreshStore {
     }
 
     async fn delete_record(&self, id: &str) -> Result<(), StoreError> {
+        // A sign-out: tried even while the server is taken for down, as a revocation is.
+        self.conn.reach().await?;
         let (record_key, lock_key) = self.keys(id);
         let mut del = redis::cmd("DEL");
         del.arg(record_key).arg(lock_key);

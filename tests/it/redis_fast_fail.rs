@@ -416,6 +416,51 @@ async fn refresh_store_fails_fast_and_recovers() {
     );
 }
 
+/// A sign-out (`RefreshStore::delete`) is an explicit call, as a revocation is: while the
+/// server is taken for down it fails without waiting out the store timeout, and right after the
+/// restart it reaches the server at once instead of waiting for the reconnect task's next try.
+#[cfg(feature = "refresh")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_tries_the_server() {
+    use tower_cognito::refresh::{RedisRefreshStore, RefreshStore};
+    use tower_cognito::session::StoreErrorKind;
+
+    let mut redis = OwnRedis::start_volatile().await;
+    let store = RedisRefreshStore::connect(&redis.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()));
+    let now = support::now();
+    assert_eq!(store.load("cd34", now).await.expect("load"), None);
+
+    redis.kill();
+    let error = store
+        .load("cd34", now)
+        .await
+        .expect_err("the server is down");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+    // Long enough for the reconnect pauses to reach their longest.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let start = Instant::now();
+    let error = tokio::time::timeout(TIMEOUT, store.delete("cd34"))
+        .await
+        .expect("an answer within the timeout")
+        .expect_err("the server is down");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+    let down = start.elapsed();
+
+    redis.restart().await;
+    let start = Instant::now();
+    store
+        .delete("cd34")
+        .await
+        .expect("a sign-out right after the restart");
+    println!(
+        "redis fast fail, refresh store: sign-out while down answered in {down:?}, right after \
+         the restart done in {:?}",
+        start.elapsed()
+    );
+}
+
 /// The store's own `ping` (readiness, the breaker's probe) fails as fast while the server is
 /// down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
