@@ -108,6 +108,18 @@ async fn serve_key(State(state): State<Arc<Mutex<Endpoint>>>, uri: Uri) -> (Stat
     }
 }
 
+/// A key endpoint with one key published under [`KID`], the key, and a verifier of `config`
+/// applied to the endpoint's configuration.
+async fn published(
+    config: impl FnOnce(AlbConfig) -> AlbConfig,
+) -> (KeyServer, EcdsaKeyPair, AlbVerifier) {
+    let server = KeyServer::start().await;
+    let key = pair();
+    server.publish(KID, &key);
+    let verifier = AlbVerifier::new(config(server.config())).unwrap();
+    (server, key, verifier)
+}
+
 fn pair() -> EcdsaKeyPair {
     EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()
 }
@@ -163,10 +175,7 @@ fn invalid(reason: InvalidToken) -> AlbError {
 
 #[tokio::test]
 async fn a_genuine_token_is_accepted_and_its_key_fetched_once() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config().issuer(ISS).client_id(CLIENT)).unwrap();
+    let (server, key, verifier) = published(|c| c.issuer(ISS).client_id(CLIENT)).await;
 
     let token = sign(&key, &header(KID));
     let claims = verifier.verify(&token).await.unwrap();
@@ -184,10 +193,7 @@ async fn a_genuine_token_is_accepted_and_its_key_fetched_once() {
 
 #[tokio::test]
 async fn padded_base64_parts_are_accepted() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (_server, key, verifier) = published(|c| c).await;
     let token = sign_with(&key, &header(KID), &payload(), true);
     assert!(token.contains('='), "the test token must carry padding");
     assert_eq!(
@@ -198,10 +204,7 @@ async fn padded_base64_parts_are_accepted() {
 
 #[tokio::test]
 async fn a_token_of_another_load_balancer_is_refused_without_fetch() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (server, key, verifier) = published(|c| c).await;
 
     for signer in [json!(OTHER_ARN), json!(format!("{ARN} ")), json!(null)] {
         let mut h = header(KID);
@@ -222,10 +225,7 @@ async fn a_token_of_another_load_balancer_is_refused_without_fetch() {
 
 #[tokio::test]
 async fn only_es256_is_accepted() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (server, key, verifier) = published(|c| c).await;
 
     for alg in [
         "none", "HS256", "RS256", "ES384", "es256", "ES256 ", "Es256",
@@ -252,10 +252,7 @@ async fn only_es256_is_accepted() {
 
 #[tokio::test]
 async fn expiry_is_required_and_checked_with_the_leeway() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config().leeway(Duration::from_secs(30))).unwrap();
+    let (_server, key, verifier) = published(|c| c.leeway(Duration::from_secs(30))).await;
 
     let mut h = header(KID);
     h["exp"] = json!(now() - 60);
@@ -291,10 +288,7 @@ async fn expiry_is_required_and_checked_with_the_leeway() {
 
 #[tokio::test]
 async fn a_bad_signature_is_refused() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (_server, key, verifier) = published(|c| c).await;
 
     // Signed by another key under the published kid.
     assert_eq!(
@@ -328,10 +322,7 @@ async fn a_bad_signature_is_refused() {
 
 #[tokio::test]
 async fn a_kid_with_path_characters_is_refused_without_any_fetch() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (server, key, verifier) = published(|c| c).await;
 
     for kid in [
         "../x",
@@ -362,10 +353,7 @@ async fn a_kid_with_path_characters_is_refused_without_any_fetch() {
 
 #[tokio::test]
 async fn wrong_issuer_and_client_are_refused() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config().issuer(ISS).client_id(CLIENT)).unwrap();
+    let (_server, key, verifier) = published(|c| c.issuer(ISS).client_id(CLIENT)).await;
 
     let mut h = header(KID);
     h["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other");
@@ -523,10 +511,7 @@ async fn a_failed_kid_is_fetched_again_after_the_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_for_a_new_kid_share_one_fetch() {
-    let server = KeyServer::start().await;
-    let key = pair();
-    server.publish(KID, &key);
-    let verifier = AlbVerifier::new(server.config()).unwrap();
+    let (server, key, verifier) = published(|c| c).await;
     let token = sign(&key, &header(KID));
     let tasks: Vec<_> = (0..32)
         .map(|_| {
