@@ -102,7 +102,7 @@ where
         let anonymous_in = parts
             .extensions
             .get::<Anonymous>()
-            .map(|a| (a.realm.clone(), a.grpc));
+            .map(|a| (a.realm.clone(), a.grpc.applies(&parts.headers)));
         Err(VerifiedRejection { anonymous_in })
     }
 }

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::bearer::{check_token, find_token};
 use super::future::ResponseFuture;
-use super::grpc::reject_grpc;
+use super::grpc::{reject_grpc, GrpcAnswers};
 use super::layer::{CognitoAuthLayer, Options};
 use super::rejection::{reject, DefaultRejection, OnRejection};
 use super::source::{is_bearer, locate, resolve_custom, Place};
@@ -26,9 +26,10 @@ use crate::verify::{Lookup, Verifier};
 pub(crate) struct Anonymous {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) realm: Arc<str>,
-    /// Whether the layer would have answered this request the gRPC way.
+    /// How the layer answers refusals: the extractor decides from the request's headers, only
+    /// when it refuses.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) grpc: bool,
+    pub(crate) grpc: GrpcAnswers,
 }
 
 /// The middleware made by [`CognitoAuthLayer`](crate::CognitoAuthLayer).
@@ -106,8 +107,6 @@ impl<C> CognitoAuth<(), C> {
 
 /// The answer to a refused request: the gRPC way when the layer's [`GrpcAnswers`] say so for
 /// this request, else `on_rejection`'s with the challenge.
-///
-/// [`GrpcAnswers`]: super::grpc::GrpcAnswers
 fn refuse<B: Default, R: OnRejection<B>>(
     error: AuthError,
     realm: &str,
@@ -155,7 +154,6 @@ where
             Ok(Some(found)) => found,
             Ok(None) if self.options.optional => {
                 crate::metrics::anonymous();
-                let grpc = grpc.applies(request.headers());
                 request.extensions_mut().insert(Anonymous {
                     realm: realm.clone(),
                     grpc,

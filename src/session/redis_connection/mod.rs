@@ -163,16 +163,17 @@ enum Conn {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => {
-                let single = c.clone();
+            // Borrowed for the call, not cloned: the future lives no longer than `self`.
+            Conn::Single(single) => {
+                let single: &Arc<Single> = single;
                 Box::pin(async move {
                     let answer = single.manager().req_packed_command(cmd).await;
                     single.answered(&answer);
                     answer
                 })
             }
-            Conn::Cluster(c) => {
-                let cluster = c.clone();
+            Conn::Cluster(cluster) => {
+                let cluster: &Arc<Cluster> = cluster;
                 Box::pin(async move {
                     let watch = cluster.start();
                     let mut conn = ClusterConnection::clone(&cluster.conn.load());
@@ -191,8 +192,8 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => {
-                let single = c.clone();
+            Conn::Single(single) => {
+                let single: &Arc<Single> = single;
                 Box::pin(async move {
                     let answer = single
                         .manager()
@@ -202,8 +203,8 @@ impl ConnectionLike for Conn {
                     answer
                 })
             }
-            Conn::Cluster(c) => {
-                let cluster = c.clone();
+            Conn::Cluster(cluster) => {
+                let cluster: &Arc<Cluster> = cluster;
                 Box::pin(async move {
                     let watch = cluster.start();
                     let mut conn = ClusterConnection::clone(&cluster.conn.load());
