@@ -367,17 +367,23 @@ async fn slow_server_is_cut_at_the_timeout_not_taken_for_down() {
     );
 }
 
+/// A refresh store on `redis`.
+#[cfg(feature = "refresh")]
+async fn refresh_store(redis: &OwnRedis) -> tower_cognito::refresh::RedisRefreshStore {
+    tower_cognito::refresh::RedisRefreshStore::connect(&redis.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()))
+}
+
 /// The refresh store shares the connection: it fails as fast and comes back by itself.
 #[cfg(feature = "refresh")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_store_fails_fast_and_recovers() {
-    use tower_cognito::refresh::{RedisRefreshStore, RefreshStore};
+    use tower_cognito::refresh::RefreshStore;
     use tower_cognito::session::StoreErrorKind;
 
     let mut redis = OwnRedis::start_volatile().await;
-    let store = RedisRefreshStore::connect(&redis.url())
-        .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()));
+    let store = refresh_store(&redis).await;
     let now = support::now();
     assert_eq!(store.load("ab12", now).await.expect("load"), None);
 
@@ -422,13 +428,11 @@ async fn refresh_store_fails_fast_and_recovers() {
 #[cfg(feature = "refresh")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_out_tries_the_server() {
-    use tower_cognito::refresh::{RedisRefreshStore, RefreshStore};
+    use tower_cognito::refresh::RefreshStore;
     use tower_cognito::session::StoreErrorKind;
 
     let mut redis = OwnRedis::start_volatile().await;
-    let store = RedisRefreshStore::connect(&redis.url())
-        .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()));
+    let store = refresh_store(&redis).await;
     let now = support::now();
     assert_eq!(store.load("cd34", now).await.expect("load"), None);
 

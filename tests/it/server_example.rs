@@ -242,6 +242,22 @@ async fn jwks_fetches_go_through_the_named_proxy_only() {
     );
     drop(running);
 
+    // The same environment with `env` asked for: through the proxy (so the case above would
+    // have seen it, had the environment been followed).
+    let port = free_port();
+    let mut command = example_command(&server, port);
+    command
+        .env("COGNITO_JWKS_PROXY", "env")
+        .env("HTTP_PROXY", &proxy.url)
+        .env("http_proxy", &proxy.url);
+    let running = Running::start(command, port).await;
+    assert!(
+        proxy.carried.load(Ordering::SeqCst) > before,
+        "`env` did not follow HTTP_PROXY"
+    );
+    let before = proxy.carried.load(Ordering::SeqCst);
+    drop(running);
+
     // A no-proxy list that names the JWKS host: direct.
     let port = free_port();
     let mut command = example_command(&server, port);
